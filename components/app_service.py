@@ -1,0 +1,249 @@
+"""AppService: one stateless HTTP service, deployed the way every service should be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import kube
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable read from a Kubernetes Secret key (never a literal)."""
+
+    name: str
+    secret_name: pulumi.Input[str]
+    key: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int = 70
+    memory_utilization: int = 80
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1:
+            raise ValueError("Autoscaling.min_replicas must be >= 1")
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"Autoscaling.max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})"
+            )
+        for name in ("cpu_utilization", "memory_utilization"):
+            if not 1 <= getattr(self, name) <= 100:
+                raise ValueError(f"Autoscaling.{name} must be between 1 and 100")
+
+
+@dataclass(frozen=True)
+class AppServiceArgs:
+    """Everything an AppService needs. Secure by default: nothing here opens a door."""
+
+    namespace: pulumi.Input[str]
+    image: pulumi.Input[str]
+    port: int
+    identity: kube.Identity
+    replicas: int = 1
+    autoscaling: Autoscaling | None = None
+    resources: kube.Resources = kube.RESOURCE_PRESETS["small"]
+    env: Mapping[str, str] = field(default_factory=dict)  # non-secret, goes to a ConfigMap
+    secret_env: Sequence[SecretEnv] = ()
+    command: Sequence[str] | None = None
+    args: Sequence[str] | None = None
+    probes: kube.HttpProbes | None = None  # default: /health + /ready on `port`
+    metrics_path: str = "/metrics"
+    ingress_from: Sequence[kube.NetworkPeer] = ()  # who may call the service port
+    egress_to: Sequence[kube.NetworkPeer] = ()  # DNS is always allowed
+    termination_grace_period_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"AppServiceArgs.port must be 1-65535, got {self.port}")
+        if self.replicas < 1:
+            raise ValueError(f"AppServiceArgs.replicas must be >= 1, got {self.replicas}")
+        overlap = set(self.env) & {s.name for s in self.secret_env}
+        if overlap:
+            raise ValueError(
+                f"AppServiceArgs: {sorted(overlap)} set both as plain env and as secret env; keep one"
+            )
+
+    @property
+    def replicated(self) -> bool:
+        """More than one pod at once, so a PDB and spreading make sense."""
+        if self.autoscaling is not None:
+            return self.autoscaling.min_replicas > 1
+        return self.replicas > 1
+
+
+class AppService(pulumi.ComponentResource):
+    """ServiceAccount, ConfigMap, Deployment, Service, HPA, PDB and NetworkPolicy of one service."""
+
+    name: str
+    service_name: str
+    port: int
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aquascene:app:AppService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ident = args.identity
+        labels = ident.labels()
+        selector = ident.selector()
+        meta = lambda obj_name, annotations=None: kube.metadata(  # noqa: E731
+            obj_name, args.namespace, labels, annotations
+        )
+
+        self.name = ident.name
+        self.service_name = ident.name
+        self.port = args.port
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=meta(ident.name),
+            automount_service_account_token=False,
+            opts=child,
+        )
+
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=meta(f"{ident.name}-config"),
+            data=dict(args.env),
+            opts=child,
+        )
+
+        tmp_volume, tmp_mount = kube.tmp_volume()
+        probes = args.probes or kube.HttpProbes(port="http")
+        container = {
+            "name": ident.name,
+            "image": args.image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+            "envFrom": [{"configMapRef": {"name": f"{ident.name}-config"}}],
+            "resources": args.resources.render(),
+            "securityContext": kube.container_security_context(),
+            "volumeMounts": [tmp_mount],
+            **probes.render(),
+        }
+        if args.secret_env:
+            container["env"] = [
+                {
+                    "name": s.name,
+                    "valueFrom": {"secretKeyRef": {"name": s.secret_name, "key": s.key, "optional": s.optional}},
+                }
+                for s in args.secret_env
+            ]
+        if args.command:
+            container["command"] = list(args.command)
+        if args.args:
+            container["args"] = list(args.args)
+
+        pod_annotations = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(args.port),
+            "prometheus.io/path": args.metrics_path,
+            # A ConfigMap change alone does not restart pods; this hash does.
+            "checksum/config": kube.content_checksum(dict(args.env)),
+        }
+        pod_spec = {
+            "serviceAccountName": ident.name,
+            "automountServiceAccountToken": False,
+            "securityContext": kube.pod_security_context(),
+            "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
+            "containers": [container],
+            "volumes": [tmp_volume],
+        }
+        if args.replicated:
+            pod_spec.update(kube.spread_across_nodes_and_zones(selector))
+
+        deployment_spec = {
+            "selector": {"matchLabels": selector},
+            "revisionHistoryLimit": 5,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels, "annotations": pod_annotations}, "spec": pod_spec},
+        }
+        # The HPA owns the replica count; pinning it here would fight the HPA on every update.
+        if args.autoscaling is None:
+            deployment_spec["replicas"] = args.replicas
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(ident.name),
+            spec=deployment_spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account]),
+        )
+
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(ident.name),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "http", "port": args.port, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+
+        self.autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
+        if args.autoscaling is not None:
+            scaling = args.autoscaling
+            self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=meta(ident.name),
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ident.name},
+                    "minReplicas": scaling.min_replicas,
+                    "maxReplicas": scaling.max_replicas,
+                    "metrics": [
+                        _utilization("cpu", scaling.cpu_utilization),
+                        _utilization("memory", scaling.memory_utilization),
+                    ],
+                    # The seed's policies (scale up fast, down slowly); the scale-up window is
+                    # 60 s instead of the seed's 300 s so a burst is answered within a minute.
+                    "behavior": {
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 60,
+                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+                        },
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": 300,
+                            "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}],
+                        },
+                    },
+                },
+                opts=child,
+            )
+
+        self.disruption_budget: k8s.policy.v1.PodDisruptionBudget | None = None
+        if args.replicated:
+            self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata=meta(ident.name),
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+                opts=child,
+            )
+
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=meta(ident.name),
+            spec=kube.network_policy_spec(selector, args.ingress_from, [args.port], args.egress_to),
+            opts=child,
+        )
+
+        self.url = pulumi.Output.concat(
+            "http://", ident.name, ".", args.namespace, ".svc.cluster.local:", str(args.port)
+        )
+        self.register_outputs(
+            {"service_name": self.service_name, "port": self.port, "url": self.url}
+        )
+
+
+def _utilization(resource: str, percent: int) -> dict:
+    return {
+        "type": "Resource",
+        "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": percent}},
+    }

@@ -1,0 +1,363 @@
+"""The one place for Kubernetes conventions: names, labels, the restricted
+security context, probes and resource presets.
+
+Every component builds its objects from these helpers so that a change to a
+convention (a label, a security default) happens here and nowhere else.
+Objects are plain dicts in the Kubernetes API's own camelCase, so the code
+reads like the manifests that `aquascene render` writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pulumi
+
+Manifest = dict[str, Any]
+
+PART_OF = "aquascene"
+MANAGED_BY = "pulumi"
+ENVIRONMENT_LABEL = "aquascene.io/environment"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+
+# UID/GID of the content-engine image (app/Dockerfile) and the default for
+# every workload whose image allows an arbitrary non-root user.
+DEFAULT_UID = 10001
+
+SCRAPE_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a workload is: the source of its labels and selector."""
+
+    name: str  # app.kubernetes.io/name, also the object name
+    component: str  # app.kubernetes.io/component (api, database, cache, ...)
+    environment: str
+    version: str = "unversioned"
+
+    @property
+    def instance(self) -> str:
+        return f"{self.name}-{self.environment}"
+
+    def selector(self) -> dict[str, str]:
+        """The immutable subset used in selectors (never includes the version)."""
+        return {
+            "app.kubernetes.io/name": self.name,
+            "app.kubernetes.io/instance": self.instance,
+        }
+
+    def labels(self) -> dict[str, str]:
+        return {
+            **self.selector(),
+            "app.kubernetes.io/component": self.component,
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/version": label_value(self.version),
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            ENVIRONMENT_LABEL: self.environment,
+        }
+
+
+def label_value(value: str) -> str:
+    """A label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in value)[:63]
+    return cleaned.strip("._-") or "none"
+
+
+def metadata(
+    name: str,
+    namespace: pulumi.Input[str] | None,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str] | None = None,
+) -> Manifest:
+    meta: Manifest = {"name": name, "labels": dict(labels)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def namespace_peer(namespace: str) -> Manifest:
+    """A namespaceSelector matching one namespace by its immutable name label."""
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
+
+
+def content_checksum(data: Any) -> str:
+    """A stable hash of configuration, put on pod templates so a change rolls the pods."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------- security
+
+
+def pod_security_context(uid: int = DEFAULT_UID) -> Manifest:
+    """Pod-level half of the Restricted Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(read_only_root: bool = True) -> Manifest:
+    """Container-level half of the Restricted Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_namespace_labels(kubernetes_version: str) -> dict[str, str]:
+    """Pod Security Admission labels: enforce, audit and warn at `restricted`."""
+    version = f"v{kubernetes_version}"
+    labels: dict[str, str] = {}
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = version
+    return labels
+
+
+def tmp_volume(size_limit: str = "256Mi") -> tuple[Manifest, Manifest]:
+    """The writable /tmp that a read-only root filesystem needs: (volume, mount)."""
+    return (
+        {"name": "tmp", "emptyDir": {"sizeLimit": size_limit}},
+        {"name": "tmp", "mountPath": "/tmp"},
+    )
+
+
+# ------------------------------------------------------------------------ probes
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    period_seconds: int
+    timeout_seconds: int
+    failure_threshold: int
+    success_threshold: int = 1
+
+
+# Liveness is patient (a restart is expensive), readiness is quick (it only
+# moves traffic), startup covers the slow first boot so liveness need not wait.
+LIVENESS = ProbeTiming(period_seconds=10, timeout_seconds=5, failure_threshold=3)
+READINESS = ProbeTiming(period_seconds=5, timeout_seconds=3, failure_threshold=3)
+STARTUP_PERIOD_SECONDS = 5
+
+
+def http_probe(path: str, port: int | str, timing: ProbeTiming) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+        "periodSeconds": timing.period_seconds,
+        "timeoutSeconds": timing.timeout_seconds,
+        "failureThreshold": timing.failure_threshold,
+        "successThreshold": timing.success_threshold,
+    }
+
+
+def exec_probe(command: Sequence[str], timing: ProbeTiming) -> Manifest:
+    return {
+        "exec": {"command": list(command)},
+        "periodSeconds": timing.period_seconds,
+        "timeoutSeconds": timing.timeout_seconds,
+        "failureThreshold": timing.failure_threshold,
+        "successThreshold": timing.success_threshold,
+    }
+
+
+def startup_timing(startup_timeout_seconds: int) -> ProbeTiming:
+    """Startup probe timing that allows `startup_timeout_seconds` before liveness takes over."""
+    failures = max(1, -(-startup_timeout_seconds // STARTUP_PERIOD_SECONDS))
+    return ProbeTiming(period_seconds=STARTUP_PERIOD_SECONDS, timeout_seconds=3, failure_threshold=failures)
+
+
+@dataclass(frozen=True)
+class HttpProbes:
+    """Liveness, readiness and startup probes of an HTTP service."""
+
+    port: int | str
+    liveness_path: str = "/health"
+    readiness_path: str = "/ready"
+    startup_timeout_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        if self.liveness_path == self.readiness_path:
+            raise ValueError(
+                "HttpProbes: liveness_path and readiness_path must differ "
+                "(liveness restarts the pod, readiness only takes it out of the Service)"
+            )
+        if self.startup_timeout_seconds < 1:
+            raise ValueError("HttpProbes.startup_timeout_seconds must be >= 1")
+
+    def render(self) -> Manifest:
+        return {
+            "livenessProbe": http_probe(self.liveness_path, self.port, LIVENESS),
+            "readinessProbe": http_probe(self.readiness_path, self.port, READINESS),
+            "startupProbe": http_probe(
+                self.liveness_path, self.port, startup_timing(self.startup_timeout_seconds)
+            ),
+        }
+
+
+# --------------------------------------------------------------------- resources
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests and limits of one container.
+
+    CPU limits are deliberately absent by default: CFS throttling hurts
+    latency more than a noisy neighbour does, and requests already reserve
+    the CPU. Memory always has a limit: an OOM-kill beats a node OOM.
+    """
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+    cpu_limit: str | None = None
+
+    def render(self) -> Manifest:
+        limits = {"memory": self.memory_limit}
+        if self.cpu_limit:
+            limits["cpu"] = self.cpu_limit
+        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+
+
+RESOURCE_PRESETS: dict[str, Resources] = {
+    "nano": Resources(cpu_request="25m", memory_request="64Mi", memory_limit="128Mi"),
+    "micro": Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi"),
+    "small": Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
+    "medium": Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi"),
+    "large": Resources(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi"),
+    "xlarge": Resources(cpu_request="1", memory_request="2Gi", memory_limit="4Gi"),
+}
+
+
+def preset(name: str) -> Resources:
+    try:
+        return RESOURCE_PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown resource preset {name!r}; allowed: {', '.join(RESOURCE_PRESETS)}"
+        ) from None
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+def spread_across_nodes_and_zones(selector: Mapping[str, str]) -> Manifest:
+    """Soft anti-affinity per node plus a zone topology spread.
+
+    Soft (preferred / ScheduleAnyway) so that a small or single-zone cluster
+    still schedules every replica.
+    """
+    return {
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": dict(selector)},
+                        },
+                    }
+                ]
+            }
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": dict(selector)},
+            }
+        ],
+    }
+
+
+# ------------------------------------------------------------------ networking
+
+
+@dataclass(frozen=True)
+class NetworkPeer:
+    """Who may talk to (or be reached by) a workload.
+
+    `pod_labels` alone: pods in the same namespace. With `namespace`: pods
+    (or, without pod_labels, everything) in that namespace. `cidr`: an IP
+    block, with `except_cidrs` carved out.
+    """
+
+    pod_labels: Mapping[str, str] | None = None
+    namespace: str | None = None
+    cidr: str | None = None
+    except_cidrs: Sequence[str] = ()
+    ports: Sequence[int] = ()
+    protocols: Sequence[str] = ("TCP",)
+
+    def __post_init__(self) -> None:
+        if self.cidr and (self.pod_labels or self.namespace):
+            raise ValueError("NetworkPeer: cidr cannot be combined with pod_labels or namespace")
+        if not (self.cidr or self.pod_labels is not None or self.namespace):
+            raise ValueError("NetworkPeer: set pod_labels, namespace or cidr")
+
+    def selector(self) -> Manifest:
+        if self.cidr:
+            block: Manifest = {"cidr": self.cidr}
+            if self.except_cidrs:
+                block["except"] = list(self.except_cidrs)
+            return {"ipBlock": block}
+        peer: Manifest = {}
+        if self.pod_labels is not None:
+            peer["podSelector"] = {"matchLabels": dict(self.pod_labels)}
+        if self.namespace:
+            peer["namespaceSelector"] = namespace_peer(self.namespace)
+        return peer
+
+    def rule(self, direction: str, default_ports: Sequence[int] = ()) -> Manifest:
+        ports = list(self.ports or default_ports)
+        rule: Manifest = {direction: [self.selector()]}
+        if ports:
+            rule["ports"] = [{"port": p, "protocol": proto} for p in ports for proto in self.protocols]
+        return rule
+
+
+PRIVATE_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+
+# Cluster DNS: every pod that resolves names needs this egress.
+DNS_PEER = NetworkPeer(
+    namespace="kube-system", pod_labels={"k8s-app": "kube-dns"}, ports=(53,), protocols=("UDP", "TCP")
+)
+# The public internet only (private, link-local and CGNAT ranges carved out).
+INTERNET_PEER = NetworkPeer(cidr="0.0.0.0/0", except_cidrs=PRIVATE_CIDRS)
+
+
+def network_policy_spec(
+    selector: Mapping[str, str],
+    ingress_from: Sequence[NetworkPeer],
+    ingress_ports: Sequence[int],
+    egress_to: Sequence[NetworkPeer],
+) -> Manifest:
+    """A policy selecting `selector` that admits only the declared peers.
+
+    Both directions are listed in policyTypes, so anything not declared is
+    denied even if the namespace default-deny were removed.
+    """
+    return {
+        "podSelector": {"matchLabels": dict(selector)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [peer.rule("from", ingress_ports) for peer in ingress_from],
+        "egress": [DNS_PEER.rule("to")] + [peer.rule("to") for peer in egress_to],
+    }

@@ -1,0 +1,1 @@
+"""Per-environment composition of the AquaScene platform and its offline tooling."""

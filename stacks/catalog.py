@@ -1,0 +1,43 @@
+"""The content engine's services: the one place for their names, ports and roles (seed 001)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROJECT = "aquascene"
+CONFIG_NAMESPACE = "aquascene"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+@dataclass(frozen=True)
+class ContentService:
+    name: str  # Kubernetes name and SERVICE_ROLE of the content-engine image
+    port: int
+    redis_db: int  # seed 001's per-service Redis DB allocation
+    public_internet: bool  # calls out to the internet (AI APIs, scraped sites, SMTP)
+    description: str
+
+
+CONTENT_SERVICES: tuple[ContentService, ...] = (
+    ContentService("content-manager", 8000, 0, False, "content CRUD, assets and search"),
+    ContentService("ai-processor", 8001, 1, True, "AI content generation"),
+    ContentService("web-scraper", 8002, 2, True, "fetches and extracts source pages"),
+    ContentService("distributor", 8003, 3, True, "newsletter delivery over SMTP"),
+    ContentService("subscriber-manager", 8004, 4, True, "subscriptions, confirmation mail"),
+)
+SERVICE_NAMES = tuple(s.name for s in CONTENT_SERVICES)
+SYSTEM_REDIS_DB = 5  # seed 001: shared/system keys
+
+
+def namespace_for(environment: str) -> str:
+    return f"{PROJECT}-{environment}"
+
+
+def monitoring_namespace_for(environment: str) -> str:
+    """Prometheus, Alertmanager, Grafana and Loki live beside, not inside, the app namespace."""
+    return f"{PROJECT}-{environment}-monitoring"
+
+
+def gateway_namespace_for(environment: str) -> str:
+    """Where the public gateway's proxies run: the only way in from outside."""
+    return f"{PROJECT}-{environment}-gateway"

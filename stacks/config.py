@@ -1,0 +1,302 @@
+"""StackConfig: a stack's profile defaults merged with its Pulumi config, validated once.
+
+Validation happens before any resource is declared. Every problem is
+collected and reported together, each by its full key
+(`aquascene:services.ai-processor.replicas`) with what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from typing import Annotated, Any, Literal, Mapping, Union
+
+import pulumi
+from deepmerge import Merger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components import kube
+from stacks.catalog import CONFIG_NAMESPACE, ENVIRONMENTS, SERVICE_NAMES, namespace_for
+from stacks.profiles import profile
+
+Environment = Literal["dev", "staging", "prod"]
+ServiceName = Literal["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Preset = Literal[tuple(kube.RESOURCE_PRESETS)]  # type: ignore[valid-type]
+
+assert set(typing.get_args(ServiceName)) == set(SERVICE_NAMES)
+assert set(typing.get_args(Environment)) == set(ENVIRONMENTS)
+
+# Docker's reference grammar (distribution/reference), split into its parts.
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_PATH_COMPONENT})*$")
+REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+KUBE_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
+
+
+class ConfigError(Exception):
+    """Every problem of a stack's configuration, one per line."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.stack = stack
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(
+            f"invalid configuration for stack '{stack}' ({count}):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class _Model(BaseModel):
+    # strict: "3" is not a number and "yes" is not a boolean; forbid: typos are errors.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class KubernetesConfig(_Model):
+    context: str = Field(description="kubeconfig context; empty: the current context")
+    version: str = Field(description="Kubernetes minor version the manifests target, e.g. 1.33")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not KUBE_VERSION_RE.match(v):
+            raise ValueError(f"must look like 1.33 (major.minor), got {v!r}")
+        return v
+
+
+class ImageConfig(_Model):
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    build: bool
+    require_digest: bool
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, v: str) -> str:
+        if not REGISTRY_RE.match(v):
+            raise ValueError(f"malformed registry {v!r}; expected host[:port][/path], e.g. ghcr.io/aquascene")
+        return v
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if not REPOSITORY_RE.match(v):
+            raise ValueError(f"malformed repository {v!r}; expected lowercase path components, e.g. content-engine")
+        return v
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if not TAG_RE.match(v):
+            raise ValueError(f"malformed tag {v!r}; expected [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")
+        if v == "latest":
+            raise ValueError("'latest' is not a version; pin a tag such as 1.0.0")
+        return v
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str) -> str:
+        if v and not DIGEST_RE.match(v):
+            raise ValueError(f"malformed digest {v!r}; expected sha256:<64 hex characters> or empty")
+        return v
+
+    @model_validator(mode="after")
+    def _digest_required(self) -> "ImageConfig":
+        if self.require_digest and not (self.digest or self.build):
+            raise ValueError(
+                "require_digest is true: set image.digest to sha256:<64 hex>, or image.build: true "
+                "to deploy the digest of the image this stack builds"
+            )
+        return self
+
+    @property
+    def reference(self) -> str:
+        """registry/repository:tag, plus @digest when pinned."""
+        ref = f"{self.registry}/{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+class AutoscalingConfig(_Model):
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    cpu_utilization: int = Field(ge=1, le=100)
+    memory_utilization: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AutoscalingConfig":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class ServiceConfig(_Model):
+    replicas: int = Field(ge=1, le=100)
+    autoscaling: AutoscalingConfig | None
+    resources: Preset  # type: ignore[valid-type]
+    startup_timeout_seconds: int = Field(ge=5, le=900)
+
+
+class AppSettings(_Model):
+    log_level: LogLevel
+    debug: bool
+    db_pool_size: int = Field(ge=1, le=200)
+    cors_origins: list[str]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if not re.match(r"^https?://[^/\s]+$", o)]
+        if bad:
+            raise ValueError(f"origins must be scheme://host[:port] without a path, got {bad}")
+        return v
+
+
+class StackConfig(_Model):
+    environment: Environment
+    kubernetes: KubernetesConfig
+    image: ImageConfig
+    app: AppSettings
+    services: dict[ServiceName, ServiceConfig]  # type: ignore[valid-type]
+
+    @field_validator("services")
+    @classmethod
+    def _all_services(cls, v: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        missing = [name for name in SERVICE_NAMES if name not in v]
+        if missing:
+            raise ValueError(f"missing services {missing}")
+        return v
+
+    @property
+    def namespace(self) -> str:
+        return namespace_for(self.environment)
+
+
+# Profile + overrides: objects merge key by key; lists and scalars are replaced;
+# an explicit null replaces an object (e.g. `autoscaling: null` turns the HPA off).
+_MERGER = Merger([(dict, ["merge"]), (list, ["override"])], ["override"], ["override"])
+
+
+def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
+    """Validate `overrides` (config keys without the namespace) on top of their profile."""
+    problems: list[str] = []
+    overrides = dict(overrides)
+    environment = overrides.get("environment")
+    if environment not in ENVIRONMENTS:
+        got = "missing" if environment is None else f"got {environment!r}"
+        problems.append(
+            f"{CONFIG_NAMESPACE}:environment: required, one of {', '.join(ENVIRONMENTS)} ({got})"
+        )
+        base_env = "dev"  # still check every other key against a profile's shape
+    else:
+        base_env = environment
+    merged = _MERGER.merge(profile(base_env), {**overrides, "environment": base_env})
+    try:
+        config = StackConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems += _describe_all(exc.errors())
+        config = None
+    if problems:
+        raise ConfigError(stack, problems)
+    assert config is not None
+    return config
+
+
+def read_pulumi_config(namespace: str = CONFIG_NAMESPACE) -> dict[str, Any]:
+    """Every `namespace:*` key of the running program's config, values parsed from JSON where they are JSON."""
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    cfg = pulumi.Config(namespace)
+    values: dict[str, Any] = {}
+    for full_key in sorted(keys):
+        ns, _, key = full_key.partition(":")
+        if ns != namespace or not key:
+            continue
+        raw = cfg.get(key)
+        if raw is None:
+            continue
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def load_stack_config() -> StackConfig:
+    """The running stack's validated configuration (raises ConfigError)."""
+    return build_stack_config(pulumi.get_stack(), read_pulumi_config())
+
+
+# ------------------------------------------------------------------ messages
+
+
+def _describe_all(errors: list[Any]) -> list[str]:
+    """One line per problem; a bad map key (an unknown service) is one problem, not one per field."""
+    bad_keys = {tuple(map(str, e["loc"][:-1])) for e in errors if e["loc"] and e["loc"][-1] == "[key]"}
+    lines = []
+    for err in errors:
+        loc = tuple(str(part) for part in err["loc"])
+        if any(loc[: len(prefix)] == prefix and loc != prefix + ("[key]",) for prefix in bad_keys):
+            continue
+        lines.append(_describe(loc, err))
+    return lines
+
+
+def _describe(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+        allowed = ", ".join(typing.get_args(ServiceName))
+        return f"{_key(loc)}: unknown name; allowed here: {allowed}"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{_key(loc)}: unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
+    if kind == "missing":
+        return f"{_key(loc)}: required"
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "value_error" or "input" not in err:
+        return f"{_key(loc)}: {message}"
+    return f"{_key(loc)}: {message} (got {_short(err['input'])})"
+
+
+def _key(loc: tuple[str, ...]) -> str:
+    return f"{CONFIG_NAMESPACE}:{'.'.join(loc)}" if loc else CONFIG_NAMESPACE
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    """The field names of the model found at `loc` (for 'unknown key' messages)."""
+    model: Any = StackConfig
+    for part in loc:
+        annotation = model.model_fields[part].annotation if _is_model(model) else model
+        model = _unwrap(annotation)
+        if typing.get_origin(model) is dict:
+            model = _unwrap(typing.get_args(model)[1])
+            continue
+    return list(model.model_fields) if _is_model(model) else []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """X | None -> X."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    if typing.get_origin(annotation) is Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)

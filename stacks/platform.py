@@ -1,0 +1,170 @@
+"""compose(config): the one composition of the platform, for every environment.
+
+namespace -> (data stores) -> applications -> (routes) -> (monitoring) -> (backups)
+
+Environments differ only by the StackConfig handed in. The parenthesised
+layers are seams that later components plug into; each takes the config
+and what the earlier layers produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from components import kube
+from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
+from stacks import catalog
+from stacks.config import ServiceConfig, StackConfig
+
+APP_COMPONENT = "api"
+
+
+@dataclass
+class Platform:
+    """What compose() declared, for stack outputs and tests."""
+
+    config: StackConfig
+    provider: k8s.Provider
+    namespace: k8s.core.v1.Namespace
+    image: pulumi.Output[str]
+    services: dict[str, AppService] = field(default_factory=dict)
+
+    def export(self) -> None:
+        pulumi.export("environment", self.config.environment)
+        pulumi.export("namespace", self.config.namespace)
+        pulumi.export("image", self.image)
+        pulumi.export("service_urls", {name: svc.url for name, svc in self.services.items()})
+
+
+def compose(config: StackConfig) -> Platform:
+    provider = kubernetes_provider(config)
+    namespace = app_namespace(config, provider)
+    image = app_image(config)
+    platform = Platform(config=config, provider=provider, namespace=namespace, image=image)
+
+    namespace_name = namespace.metadata.apply(lambda m: m["name"])
+    for service in catalog.CONTENT_SERVICES:
+        platform.services[service.name] = AppService(
+            service.name,
+            app_service_args(config, service, config.services[service.name], namespace_name, image),
+            opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]),
+        )
+    return platform
+
+
+def kubernetes_provider(config: StackConfig) -> k8s.Provider:
+    """An explicit provider: every Kubernetes resource names it, none uses the ambient default."""
+    return k8s.Provider("kubernetes", context=config.kubernetes.context or None)
+
+
+def app_namespace(config: StackConfig, provider: k8s.Provider) -> k8s.core.v1.Namespace:
+    """The environment's namespace at Pod Security `restricted`, closed by default."""
+    opts = pulumi.ResourceOptions(provider=provider)
+    labels = {
+        "app.kubernetes.io/part-of": kube.PART_OF,
+        "app.kubernetes.io/managed-by": kube.MANAGED_BY,
+        kube.ENVIRONMENT_LABEL: config.environment,
+        **kube.restricted_namespace_labels(config.kubernetes.version),
+    }
+    namespace = k8s.core.v1.Namespace(
+        "namespace", metadata={"name": config.namespace, "labels": labels}, opts=opts
+    )
+    k8s.networking.v1.NetworkPolicy(
+        "default-deny",
+        metadata=kube.metadata("default-deny-all", config.namespace, labels={
+            "app.kubernetes.io/part-of": kube.PART_OF,
+            "app.kubernetes.io/managed-by": kube.MANAGED_BY,
+            kube.ENVIRONMENT_LABEL: config.environment,
+        }),
+        # Selects every pod and allows nothing: each component opens only what it serves.
+        spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace]),
+    )
+    return namespace
+
+
+def app_image(config: StackConfig) -> pulumi.Output[str]:
+    """The content-engine image reference the Deployments run.
+
+    With `image.build` the stack builds app/Dockerfile, pushes it and deploys
+    the pushed digest; otherwise it deploys the configured tag (and digest).
+    """
+    if not config.image.build:
+        return pulumi.Output.from_input(config.image.reference)
+    built = docker.Image(
+        "content-engine-image",
+        image_name=f"{config.image.registry}/{config.image.repository}:{config.image.tag}",
+        build=docker.DockerBuildArgs(context=".", dockerfile="app/Dockerfile", platform="linux/amd64"),
+    )
+    return built.repo_digest
+
+
+def app_service_args(
+    config: StackConfig,
+    service: catalog.ContentService,
+    settings: ServiceConfig,
+    namespace: pulumi.Input[str],
+    image: pulumi.Input[str],
+) -> AppServiceArgs:
+    autoscaling = (
+        Autoscaling(**settings.autoscaling.model_dump()) if settings.autoscaling is not None else None
+    )
+    egress = [kube.INTERNET_PEER] if service.public_internet else []
+    return AppServiceArgs(
+        namespace=namespace,
+        image=image,
+        port=service.port,
+        identity=kube.Identity(
+            name=service.name,
+            component=APP_COMPONENT,
+            environment=config.environment,
+            version=config.image.tag,
+        ),
+        replicas=settings.replicas,
+        autoscaling=autoscaling,
+        resources=kube.preset(settings.resources),
+        env=app_env(config, service),
+        secret_env=app_secret_env(config, service),
+        command=["uvicorn"],
+        args=["app.main:app", "--host", "0.0.0.0", "--port", str(service.port), "--no-server-header"],
+        probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
+        ingress_from=platform_ingress_peers(config),
+        egress_to=egress,
+    )
+
+
+def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, str]:
+    """Non-secret settings of the content engine (its pydantic-settings variables)."""
+    return {
+        "SERVICE_ROLE": service.name,
+        "ENVIRONMENT": _app_environment_name(config.environment),
+        "LOG_LEVEL": config.app.log_level,
+        "DEBUG": str(config.app.debug).lower(),
+        "DB_POOL_SIZE": str(config.app.db_pool_size),
+        "CORS_ORIGINS": ",".join(config.app.cors_origins),
+    }
+
+
+def app_secret_env(config: StackConfig, service: catalog.ContentService) -> list[SecretEnv]:
+    """Connection settings by Secret reference. Seam: the data layer fills this in."""
+    return []
+
+
+def platform_ingress_peers(config: StackConfig) -> list[kube.NetworkPeer]:
+    """Who may call an application's port: the public gateway and Prometheus."""
+    return [
+        kube.NetworkPeer(namespace=catalog.gateway_namespace_for(config.environment)),
+        kube.NetworkPeer(
+            namespace=catalog.monitoring_namespace_for(config.environment),
+            pod_labels={"app.kubernetes.io/name": "prometheus"},
+        ),
+    ]
+
+
+def _app_environment_name(environment: str) -> str:
+    # The content engine names its environments development/staging/production.
+    return {"dev": "development", "staging": "staging", "prod": "production"}[environment]

@@ -1,0 +1,272 @@
+"""The recording engine: runs a Pulumi program under `pulumi.runtime.set_mocks`
+and keeps every registered resource (type, name, parent, provider, inputs,
+dependencies) so tools and tests can inspect exactly what a stack declares.
+
+Mocks answer like the real providers would, closely enough that dependent
+inputs survive: random passwords get a `result`, AWS resources an `arn`/`id`/
+`name`, Kubernetes objects their `metadata.name`, docker images a digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+SECRET_SIG = rpc._special_sig_key  # the engine's marker key of a secret value
+SECRET_VALUE = rpc._special_secret_sig
+REDACTED = "[secret]"
+ACCOUNT_ID = "123456789012"
+REGION = "eu-west-1"
+
+
+@dataclass
+class Recorded:
+    """One registered resource, as the engine saw it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    inputs: dict[str, Any]  # secrets still wrapped (see redacted()/plain())
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    @property
+    def plain_inputs(self) -> dict[str, Any]:
+        """Inputs with secrets unwrapped to their values (tests only)."""
+        return unwrap_secrets(self.inputs)
+
+    @property
+    def redacted_inputs(self) -> dict[str, Any]:
+        return redact_secrets(self.inputs)
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        return self.custom and self.type.startswith("kubernetes:") and not self.type.startswith("pulumi:")
+
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit(":", 1)[-1]
+
+
+@dataclass
+class Recording:
+    stack: str
+    project: str
+    resources: list[Recorded]
+    stack_outputs: dict[str, Any]
+    result: Any = None  # what the program returned (compose's Platform)
+
+    def of_type(self, type_token: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def kubernetes(self, kind: str | None = None) -> list[Recorded]:
+        objs = [r for r in self.resources if r.is_kubernetes_object]
+        return [r for r in objs if r.kind == kind] if kind else objs
+
+    def k8s_object(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The plain manifest of one Kubernetes object (KeyError if absent)."""
+        for r in self.kubernetes(kind):
+            meta = r.plain_inputs.get("metadata", {})
+            if meta.get("name") == name and (namespace is None or meta.get("namespace") == namespace):
+                return r.plain_inputs
+        raise KeyError(f"no {kind} named {name!r}" + (f" in {namespace!r}" if namespace else ""))
+
+    def by_urn(self) -> dict[str, Recorded]:
+        return {r.urn: r for r in self.resources}
+
+    def children_of(self, urn: str) -> Iterator[Recorded]:
+        return (r for r in self.resources if r.parent == urn)
+
+
+class RealisticMocks(pulumi_mocks.Mocks):
+    """Provider answers close enough to the real ones for dependent inputs to resolve."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        inputs = dict(args.inputs)
+        typ, name = args.typ, args.name
+        if typ.startswith("kubernetes:"):
+            meta = dict(inputs.get("metadata") or {})
+            meta.setdefault("name", name)
+            meta.setdefault("uid", _fake_uuid(typ, name))
+            outputs = {**inputs, "metadata": meta}
+            ns = meta.get("namespace")
+            return (f"{ns}/{meta['name']}" if ns else meta["name"]), outputs
+        if typ.startswith("random:"):
+            return f"{name}-id", {**inputs, "result": _fake_secret(name, int(inputs.get("length", 32)))}
+        if typ.startswith("docker:"):
+            image = str(inputs.get("imageName", name)).rsplit(":", 1)[0]
+            digest = f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+            return f"{name}-id", {**inputs, "repoDigest": f"{image}@{digest}", "imageName": inputs.get("imageName")}
+        if typ.startswith("aws:"):
+            service = typ.split(":")[1].split("/")[0]
+            physical = inputs.get("name") or inputs.get("bucket") or f"{name}-{_short_hash(name)}"
+            outputs = {
+                **inputs,
+                "id": physical,
+                "arn": f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{physical}",
+                "name": physical,
+            }
+            return physical, outputs
+        return f"{name}-id", inputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            zones = [f"{REGION}{z}" for z in "abc"]
+            return {"names": zones, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": REGION}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci", "userId": "AIDA", "id": ACCOUNT_ID}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token in ("aws:index/getRegion:getRegion", "aws:index/region:Region"):
+            return {"name": REGION, "region": REGION, "id": REGION}
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps parent, provider and dependencies of every registration."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # Like the real engine: the root stack does not qualify its children's types.
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        registration = self.resources.get(response.urn)
+        inputs = rpc.deserialize_properties(request.object) if registration else {}
+        self.recorded.append(
+            Recorded(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                provider=request.provider,
+                inputs=inputs,
+                dependencies=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+                outputs=dict(registration.state) if registration else {},
+                id=(registration.id or "") if registration and request.custom else "",
+            )
+        )
+        return response
+
+
+
+def record(
+    program: Callable[[], Any],
+    *,
+    stack: str = "test",
+    project: str = "aquascene",
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> Recording:
+    """Run `program` under the recording engine and return what it declared.
+
+    `config` maps full keys ("aquascene:environment") to string values, the
+    way the Pulumi CLI hands config to a program. Exceptions raised by the
+    program (a ConfigError, a ValueError of a component) propagate.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        runtime_config.set_all_config(dict(config or {}), secret_keys or [])
+        settings.set_root_resource(None)  # a fresh Stack resource for this run
+        monitor = RecordingMonitor(RealisticMocks())
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        result = _run(program)
+        outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
+        return Recording(
+            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result
+        )
+    finally:
+        runtime_config.set_all_config({}, [])
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def _run(program: Callable[[], Any]) -> Any:
+    """Run `program` and wait for every resource registration it started."""
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    result: list[Any] = []
+    _sync_await(run_pulumi_func(lambda: result.append(program())))
+    value = result[0] if result else None
+    return _sync_await(value) if asyncio.iscoroutine(value) else value
+
+
+async def _resolve(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack outputs as plain values, secret ones wrapped the way the engine wraps them."""
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        plain = await output.future()
+        resolved[key] = {SECRET_SIG: SECRET_VALUE, "value": plain} if await output.is_secret() else plain
+    return resolved
+
+
+# ------------------------------------------------------------------ secrets
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE
+
+
+def unwrap_secrets(value: Any) -> Any:
+    if is_secret(value):
+        return unwrap_secrets(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def redact_secrets(value: Any) -> Any:
+    """Secrets become the `pulumi stack export` shape, with the plaintext replaced."""
+    if is_secret(value):
+        return {SECRET_SIG: SECRET_VALUE, "ciphertext": REDACTED}
+    if isinstance(value, dict):
+        return {k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:7]
+
+
+def _fake_uuid(*parts: str) -> str:
+    h = hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _fake_secret(name: str, length: int) -> str:
+    """Deterministic, password-shaped: the same stack renders the same bytes every time."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    digest = hashlib.sha256(name.encode()).digest() * (length // 32 + 1)
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])

@@ -1,0 +1,43 @@
+"""Shared fixtures: run programs under the recording engine (the same one `aquascene render` uses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from stacks.recording import Recording, record
+from stacks.stackfile import load_stack_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stack_config(env: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """The engine-shaped config of Pulumi.<env>.yaml with `overrides` (key -> value) deep-replacing keys."""
+    config = dict(load_stack_file(env, REPO).config)
+    for key, value in (overrides or {}).items():
+        config[f"aquascene:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+@pytest.fixture
+def run_stack() -> Callable[..., Recording]:
+    """run_stack("prod", {"services": {...}}) -> Recording of the real program."""
+    from stacks.program import program
+
+    def run(env: str, overrides: dict[str, Any] | None = None) -> Recording:
+        return record(program, stack=env, config=stack_config(env, overrides))
+
+    return run
+
+
+@pytest.fixture
+def run_program() -> Callable[[Callable[[], Any]], Recording]:
+    """Record any program (e.g. a single component) under the mocks."""
+
+    def run(fn: Callable[[], Any]) -> Recording:
+        return record(fn)
+
+    return run

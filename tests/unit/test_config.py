@@ -1,0 +1,158 @@
+"""Stack configuration: profile + overrides, validated once, every problem named by its key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from stacks.config import ConfigError, build_stack_config
+from stacks.profiles import PROFILES
+from tests.conftest import REPO
+
+
+def problems(overrides: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        build_stack_config("test", overrides)
+    return caught.value.problems
+
+
+def test_profiles_validate_as_they_are():
+    for env in PROFILES:
+        config = build_stack_config(env, {"environment": env})
+        assert config.namespace == f"aquascene-{env}"
+
+
+def test_overrides_merge_deeply_and_null_removes_the_hpa():
+    config = build_stack_config(
+        "prod", {"environment": "prod", "services": {"ai-processor": {"replicas": 4, "autoscaling": None}}}
+    )
+    assert config.services["ai-processor"].replicas == 4
+    assert config.services["ai-processor"].autoscaling is None
+    assert config.services["ai-processor"].resources == "xlarge"  # untouched keys keep the profile's value
+    assert config.services["content-manager"].autoscaling.max_replicas == 10
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"environment": "qa"}, "aquascene:environment: required, one of dev, staging, prod (got 'qa')"),
+        ({}, "aquascene:environment: required, one of dev, staging, prod (missing)"),
+        (
+            {"environment": "dev", "colour": "blue"},
+            "aquascene:colour: unknown key; allowed here: environment, kubernetes, image, app, services",
+        ),
+        (
+            {"environment": "dev", "image": {"tagg": "1"}},
+            "aquascene:image.tagg: unknown key; allowed here: registry, repository, tag, digest, build, require_digest",
+        ),
+        (
+            {"environment": "dev", "services": {"content-manager": {"replicas": 0}}},
+            "aquascene:services.content-manager.replicas: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            {"environment": "dev", "services": {"content-manager": {"replicas": "3"}}},
+            'aquascene:services.content-manager.replicas: Input should be a valid integer (got "3")',
+        ),
+        (
+            {
+                "environment": "dev",
+                "services": {
+                    "distributor": {
+                        "autoscaling": {"min_replicas": 5, "max_replicas": 2, "cpu_utilization": 70, "memory_utilization": 80}
+                    }
+                },
+            },
+            "aquascene:services.distributor.autoscaling: min_replicas (5) must be <= max_replicas (2)",
+        ),
+        (
+            {"environment": "dev", "services": {"mailer": {"replicas": 1}}},
+            "aquascene:services.mailer: unknown name; allowed here: content-manager, ai-processor, web-scraper, distributor, subscriber-manager",
+        ),
+        (
+            {"environment": "dev", "services": {"web-scraper": {"resources": "huge"}}},
+            "aquascene:services.web-scraper.resources: Input should be 'nano', 'micro', 'small', 'medium', 'large' or 'xlarge' (got \"huge\")",
+        ),
+        (
+            {"environment": "dev", "image": {"tag": "latest"}},
+            "aquascene:image.tag: 'latest' is not a version; pin a tag such as 1.0.0",
+        ),
+        (
+            {"environment": "dev", "image": {"registry": "Not A Registry"}},
+            "aquascene:image.registry: malformed registry 'Not A Registry'; expected host[:port][/path], e.g. ghcr.io/aquascene",
+        ),
+        (
+            {"environment": "dev", "image": {"digest": "sha256:abc"}},
+            "aquascene:image.digest: malformed digest 'sha256:abc'; expected sha256:<64 hex characters> or empty",
+        ),
+        (
+            {"environment": "prod", "image": {"build": False}},
+            "aquascene:image: require_digest is true: set image.digest to sha256:<64 hex>, or image.build: true "
+            "to deploy the digest of the image this stack builds",
+        ),
+        (
+            {"environment": "dev", "app": {"log_level": "TRACE"}},
+            "aquascene:app.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got \"TRACE\")",
+        ),
+        (
+            {"environment": "dev", "app": {"debug": "yes"}},
+            'aquascene:app.debug: Input should be a valid boolean (got "yes")',
+        ),
+        (
+            {"environment": "dev", "app": {"cors_origins": ["https://ok.example", "https://bad.example/path"]}},
+            "aquascene:app.cors_origins: origins must be scheme://host[:port] without a path, got ['https://bad.example/path']",
+        ),
+        (
+            {"environment": "dev", "kubernetes": {"version": "v1.33.2"}},
+            "aquascene:kubernetes.version: must look like 1.33 (major.minor), got 'v1.33.2'",
+        ),
+    ],
+)
+def test_each_bad_value_is_named(overrides, expected):
+    assert problems(overrides) == [expected]
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(
+        {
+            "environment": "staging",
+            "services": {"content-manager": {"replicas": 0}, "ai-processor": {"startup_timeout_seconds": 1}},
+            "app": {"db_pool_size": 0},
+            "typo": 1,
+        }
+    )
+    assert len(found) == 4
+    assert [p.split(":")[1].split(" ")[0] for p in found] == [
+        "app.db_pool_size",
+        "services.content-manager.replicas",
+        "services.ai-processor.startup_timeout_seconds",
+        "typo",
+    ]
+
+
+def test_error_message_lists_problems_under_the_stack_name():
+    with pytest.raises(ConfigError) as caught:
+        build_stack_config("prod", {"environment": "prod", "app": {"db_pool_size": 0}})
+    assert str(caught.value).startswith("invalid configuration for stack 'prod' (1 problem):\n  - aquascene:app.db_pool_size")
+
+
+def _knob_paths(value, prefix=()):
+    if isinstance(value, dict) and value and not prefix[-1:] == ("autoscaling",):
+        for key, inner in value.items():
+            yield from _knob_paths(inner, prefix + (key,))
+    else:
+        yield ".".join(prefix)
+
+
+@pytest.mark.parametrize("env", sorted(PROFILES))
+def test_stack_file_lists_every_knob_of_its_profile(env):
+    document = yaml.safe_load((REPO / f"Pulumi.{env}.yaml").read_text())["config"]
+    in_file = {k.removeprefix("aquascene:"): v for k, v in document.items()}
+    assert in_file.pop("environment") == env
+    assert set(_knob_paths(in_file)) == set(_knob_paths(PROFILES[env]))
+
+
+@pytest.mark.parametrize("env", sorted(PROFILES))
+def test_stack_files_hold_no_plaintext_secrets(env):
+    text = (REPO / f"Pulumi.{env}.yaml").read_text().lower()
+    for word in ("password", "secret_key", "api_key", "token"):
+        assert f"{word}:" not in text

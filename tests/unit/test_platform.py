@@ -1,0 +1,129 @@
+"""compose(config) for each environment: what every stack must contain."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.catalog import CONTENT_SERVICES, SERVICE_NAMES
+from stacks.config import ConfigError
+
+EXPECTED = {
+    # env: (replicas pinned, hpa bounds, default requests, ai-processor memory limit, log level, pool)
+    "dev": (1, None, {"cpu": "100m", "memory": "256Mi"}, "1Gi", "DEBUG", "5"),
+    "staging": (None, (2, 5), {"cpu": "250m", "memory": "512Mi"}, "2Gi", "INFO", "15"),
+    "prod": (None, (3, 10), {"cpu": "250m", "memory": "512Mi"}, "4Gi", "WARNING", "25"),
+}
+
+
+@pytest.mark.parametrize("env", sorted(EXPECTED))
+def test_namespace_is_restricted_and_closed(run_stack, env):
+    rec = run_stack(env)
+    ns = rec.k8s_object("Namespace", f"aquascene-{env}")
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.33"
+    deny = rec.k8s_object("NetworkPolicy", "default-deny-all", f"aquascene-{env}")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+@pytest.mark.parametrize("env", sorted(EXPECTED))
+def test_five_services_with_their_ports_and_profile(run_stack, env):
+    replicas, hpa, requests, ai_limit, log_level, pool = EXPECTED[env]
+    rec = run_stack(env)
+    assert sorted(d.plain_inputs["metadata"]["name"] for d in rec.kubernetes("Deployment")) == sorted(SERVICE_NAMES)
+    for service in CONTENT_SERVICES:
+        dep = rec.k8s_object("Deployment", service.name, f"aquascene-{env}")
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        assert container["ports"][0]["containerPort"] == service.port
+        assert str(service.port) in container["args"]
+        svc = rec.k8s_object("Service", service.name)
+        assert svc["spec"]["ports"][0]["port"] == service.port
+        assert dep["spec"].get("replicas") == replicas
+        if service.name == "ai-processor":
+            assert container["resources"]["limits"]["memory"] == ai_limit
+        else:
+            assert container["resources"]["requests"] == requests
+        config = rec.k8s_object("ConfigMap", f"{service.name}-config")["data"]
+        assert config["SERVICE_ROLE"] == service.name
+        assert config["LOG_LEVEL"] == log_level
+        assert config["DB_POOL_SIZE"] == pool
+        hpas = [h for h in rec.kubernetes("HorizontalPodAutoscaler") if h.plain_inputs["metadata"]["name"] == service.name]
+        if hpa is None:
+            assert hpas == []
+        else:
+            spec = hpas[0].plain_inputs["spec"]
+            assert (spec["minReplicas"], spec["maxReplicas"]) == hpa
+            assert rec.k8s_object("PodDisruptionBudget", service.name)
+
+
+def test_every_kubernetes_object_uses_the_explicit_provider(run_stack):
+    rec = run_stack("prod")
+    providers = [r for r in rec.resources if r.type == "pulumi:providers:kubernetes"]
+    assert len(providers) == 1
+    provider_ref = f"{providers[0].urn}::{providers[0].id}"
+    objects = rec.kubernetes()
+    assert objects and all(obj.provider == provider_ref for obj in objects)
+
+
+def test_prod_deploys_the_built_image_by_digest(run_stack):
+    rec = run_stack("prod")
+    (image,) = rec.of_type("docker:index/image:Image")
+    assert image.plain_inputs["build"]["dockerfile"] == "app/Dockerfile"
+    for dep in rec.kubernetes("Deployment"):
+        ref = dep.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert "@sha256:" in ref
+    assert "@sha256:" in rec.stack_outputs["image"]
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_dev_and_staging_deploy_the_configured_tag_without_building(run_stack, env):
+    rec = run_stack(env)
+    assert rec.of_type("docker:index/image:Image") == []
+    images = {d.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"] for d in rec.kubernetes("Deployment")}
+    assert images == {"ghcr.io/aquascene/content-engine:1.0.0"}
+
+
+def test_apps_reachable_only_from_gateway_and_prometheus(run_stack):
+    rec = run_stack("staging")
+    ingress = rec.k8s_object("NetworkPolicy", "content-manager")["spec"]["ingress"]
+    namespaces = [rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in ingress]
+    assert namespaces == ["aquascene-staging-gateway", "aquascene-staging-monitoring"]
+
+
+def test_only_internet_facing_services_get_internet_egress(run_stack):
+    rec = run_stack("dev")
+    for service in CONTENT_SERVICES:
+        egress = rec.k8s_object("NetworkPolicy", service.name)["spec"]["egress"]
+        has_internet = any("ipBlock" in peer for rule in egress for peer in rule["to"])
+        assert has_internet is service.public_internet, service.name
+
+
+def test_stack_outputs(run_stack):
+    outputs = run_stack("staging").stack_outputs
+    assert outputs["namespace"] == "aquascene-staging"
+    assert outputs["service_urls"]["ai-processor"] == "http://ai-processor.aquascene-staging.svc.cluster.local:8001"
+
+
+def test_override_changes_only_that_service(run_stack):
+    rec = run_stack("prod", {"services": {"web-scraper": {"autoscaling": None, "replicas": 2}}})
+    assert rec.k8s_object("Deployment", "web-scraper")["spec"]["replicas"] == 2
+    assert "replicas" not in rec.k8s_object("Deployment", "distributor")["spec"]
+
+
+def test_bad_config_fails_before_any_resource_is_declared(run_stack):
+    from stacks.recording import RecordingMonitor
+
+    declared: list[str] = []
+    original = RecordingMonitor.RegisterResource
+
+    def spy(self, request):
+        declared.append(request.type)
+        return original(self, request)
+
+    RecordingMonitor.RegisterResource = spy
+    try:
+        with pytest.raises(ConfigError, match="aquascene:services.distributor.replicas"):
+            run_stack("dev", {"services": {"distributor": {"replicas": 0}}})
+    finally:
+        RecordingMonitor.RegisterResource = original
+    assert [t for t in declared if t != "pulumi:pulumi:Stack"] == []
