@@ -1,0 +1,75 @@
+"""Shared request dependencies: services container, caller identity, auth, rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, Request
+
+from app.errors import ApiError
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    authenticated: bool
+    key_provided: bool
+    client_id: str
+
+
+def _check_key(candidate: str, keys: list[str]) -> bool:
+    # Compare against every key so timing reveals neither the key nor which one matched.
+    supplied = candidate.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(supplied, key.encode())
+    return matched
+
+
+async def identify(request: Request) -> Caller:
+    supplied = request.headers.get("x-api-key")
+    services = get_services(request)
+    if supplied and _check_key(supplied, services.settings.api_key_list):
+        digest = hashlib.sha256(supplied.encode()).hexdigest()[:16]
+        return Caller(True, True, f"key:{digest}")
+    host = request.client.host if request.client else "unknown"
+    return Caller(False, supplied is not None, f"ip:{host}")
+
+
+async def require_api_key(caller: Caller = Depends(identify)) -> Caller:
+    if not caller.authenticated:
+        detail = "invalid API key" if caller.key_provided else "missing X-API-Key header"
+        raise ApiError(401, detail, {"WWW-Authenticate": "ApiKey"})
+    return caller
+
+
+class RateLimit:
+    """Per client and route fixed-window limit; 429 with Retry-After when exceeded."""
+
+    def __init__(self, setting: str = "rate_limit_per_minute") -> None:
+        self.setting = setting
+
+    async def __call__(self, request: Request, caller: Caller = Depends(identify)) -> None:
+        services = get_services(request)
+        limit: int = getattr(services.settings, self.setting)
+        route = request.scope.get("route")
+        path = getattr(route, "path", request.url.path)
+        result = await services.limiter.hit(f"{request.method}:{path}:{caller.client_id}", limit)
+        if not result.allowed:
+            raise ApiError(
+                429,
+                f"rate limit exceeded: {limit} requests per minute; retry in {result.retry_after}s",
+                {"Retry-After": str(result.retry_after)},
+            )
+
+
+rate_limit = RateLimit()

@@ -1,0 +1,453 @@
+"""Content (content-manager role): CRUD, listing, assets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
+
+from app.deps import Caller, get_services, identify, rate_limit, require_api_key
+from app.errors import ApiError
+from app.idempotency import run_idempotent
+from app.models import Asset, Content, ContentTag, utcnow
+from app.schemas import (
+    AssetOut,
+    ContentCreate,
+    ContentOut,
+    ContentPage,
+    ContentStatus,
+    ContentSummary,
+    ContentType,
+    ContentUpdate,
+)
+from app.services import Services
+from app.storage import LocalStorage, StorageError
+
+router = APIRouter(prefix="/api/v1/content", tags=["content"], dependencies=[Depends(rate_limit)])
+files_router = APIRouter(prefix="/api/v1/files", tags=["content"], dependencies=[Depends(rate_limit)])
+
+JSON = "application/json"
+NOT_FOUND = "content not found"
+
+# Allowed asset types and the leading bytes their files must start with.
+ALLOWED_ASSET_TYPES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF-",),
+    "video/mp4": (),
+    "text/plain": (),
+    "text/markdown": (),
+}
+
+
+# --- serialisation and cache ---------------------------------------------------
+
+
+def content_out(content: Content) -> ContentOut:
+    return ContentOut(
+        id=content.id,
+        title=content.title,
+        body=content.body,
+        content_type=ContentType(content.content_type),
+        status=ContentStatus(content.status),
+        tags=content.tag_names,
+        version=content.version,
+        quality_score=content.quality_score,
+        generation=content.generation,
+        created_at=content.created_at,
+        updated_at=content.updated_at,
+        published_at=content.published_at,
+    )
+
+
+def content_cache_key(services: Services, content_id: uuid.UUID | str) -> str:
+    return services.cache_key("content-manager", "content", str(content_id))
+
+
+def etag_for(version: int | str) -> str:
+    return f'"{version}"'
+
+
+def json_response(model: ContentOut, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.model_dump_json().encode(), status_code=status_code, media_type=JSON, headers=headers)
+
+
+def _cache_entry(out: ContentOut, payload: bytes) -> bytes:
+    # "<status> <version>\n<json>": lets a cache hit be authorised without parsing the JSON.
+    return f"{out.status.value} {out.version}\n".encode() + payload
+
+
+def _parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
+    if not match:
+        raise ApiError(422, 'If-Match: must be an ETag returned by GET, such as "3"')
+    return int(match.group(1))
+
+
+def _encode_cursor(content: Content) -> str:
+    raw = f"{content.created_at.isoformat()}|{content.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ident = raw.split("|")
+        created = datetime.fromisoformat(stamp)
+        return (created if created.tzinfo else created.replace(tzinfo=UTC)), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "cursor: invalid cursor; use next_cursor from a previous page") from None
+
+
+# --- endpoints -------------------------------------------------------------------
+
+
+@router.post("", status_code=201, response_model=ContentOut)
+async def create_content(
+    payload: ContentCreate,
+    request: Request,
+    caller: Annotated[Caller, Depends(require_api_key)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    async def create() -> Response:
+        now = utcnow()
+        content = Content(
+            id=uuid.uuid4(),
+            title=payload.title,
+            body=payload.body,
+            content_type=payload.content_type.value,
+            status=payload.status.value,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            published_at=now if payload.status == ContentStatus.PUBLISHED else None,
+            tags=[ContentTag(tag=tag, position=i) for i, tag in enumerate(payload.tags)],
+        )
+        async with services.db.transaction() as session:
+            session.add(content)
+        out = content_out(content)
+        return json_response(
+            out, 201, {"Location": f"/api/v1/content/{content.id}", "ETag": etag_for(out.version)}
+        )
+
+    return await run_idempotent(request, services, caller, await request.body(), create)
+
+
+@router.get("", response_model=ContentPage)
+async def list_content(
+    caller: Annotated[Caller, Depends(identify)],
+    services: Annotated[Services, Depends(get_services)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    content_type: Annotated[ContentType | None, Query(alias="type")] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    status: Annotated[ContentStatus | None, Query()] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Response:
+    if cursor is not None and offset is not None:
+        raise ApiError(422, "offset: cannot be combined with cursor")
+    if not caller.authenticated:
+        if status not in (None, ContentStatus.PUBLISHED):
+            raise ApiError(401, "an API key is required to list unpublished content", {"WWW-Authenticate": "ApiKey"})
+        status = ContentStatus.PUBLISHED
+
+    conditions = []
+    if status is not None:
+        conditions.append(Content.status == status.value)
+    if content_type is not None:
+        conditions.append(Content.content_type == content_type.value)
+    if tag is not None:
+        conditions.append(
+            exists().where(ContentTag.content_id == Content.id, ContentTag.tag == tag.strip().lower())
+        )
+    if q is not None:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        conditions.append(or_(Content.title.ilike(pattern, escape="\\"), Content.body.ilike(pattern, escape="\\")))
+
+    stmt = (
+        select(Content)
+        .options(defer(Content.body))
+        .where(*conditions)
+        .order_by(Content.created_at.desc(), Content.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        created, ident = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(Content.created_at < created, and_(Content.created_at == created, Content.id < ident))
+        )
+    elif offset:
+        stmt = stmt.offset(offset)
+
+    async with services.db.session() as session:
+        total = await session.scalar(select(func.count()).select_from(Content).where(*conditions))
+        rows = list((await session.scalars(stmt)).all())
+
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        ContentSummary(
+            id=c.id,
+            title=c.title,
+            content_type=ContentType(c.content_type),
+            status=ContentStatus(c.status),
+            tags=c.tag_names,
+            version=c.version,
+            quality_score=c.quality_score,
+            generation=c.generation,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            published_at=c.published_at,
+        )
+        for c in rows
+    ]
+    page = ContentPage(
+        items=items,
+        total=total or 0,
+        limit=limit,
+        offset=None if cursor is not None else (offset or 0),
+        next_cursor=_encode_cursor(rows[-1]) if has_more and rows else None,
+    )
+    return Response(page.model_dump_json().encode(), media_type=JSON)
+
+
+@router.get("/{content_id}", response_model=ContentOut)
+async def get_content(
+    content_id: uuid.UUID,
+    request: Request,
+    caller: Annotated[Caller, Depends(identify)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    key = content_cache_key(services, content_id)
+    cached = await services.kv.get(key)
+    if cached is not None:
+        header, _, payload = cached.partition(b"\n")
+        status, version = header.decode().split(" ", 1)
+        cache_state = "HIT"
+    else:
+        async with services.db.session() as session:
+            content = await session.get(Content, content_id)
+            if content is None:
+                raise ApiError(404, NOT_FOUND)
+            out = content_out(content)
+        payload = out.model_dump_json().encode()
+        status, version = out.status.value, str(out.version)
+        await services.kv.set(key, _cache_entry(out, payload), services.settings.content_cache_ttl)
+        cache_state = "MISS"
+
+    if status != ContentStatus.PUBLISHED.value and not caller.authenticated:
+        raise ApiError(404, NOT_FOUND)
+    headers = {"ETag": etag_for(version), "X-Cache": cache_state}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(payload, media_type=JSON, headers=headers)
+
+
+@router.patch("/{content_id}", response_model=ContentOut)
+async def update_content(
+    content_id: uuid.UUID,
+    payload: ContentUpdate,
+    request: Request,
+    _: Annotated[Caller, Depends(require_api_key)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    expected = _parse_if_match(request.headers.get("if-match"))
+    if expected is None:
+        expected = payload.version
+    elif payload.version is not None and payload.version != expected:
+        raise ApiError(422, "version: does not match the If-Match header")
+    if expected is None:
+        raise ApiError(428, "If-Match header (or version field) is required; send the ETag from GET")
+
+    values: dict[str, object] = {"version": Content.version + 1, "updated_at": utcnow()}
+    for name in ("title", "body"):
+        if name in payload.model_fields_set:
+            values[name] = getattr(payload, name)
+    if payload.content_type is not None:
+        values["content_type"] = payload.content_type.value
+    if payload.status is not None:
+        values["status"] = payload.status.value
+        values["published_at"] = (
+            func.coalesce(Content.published_at, utcnow()) if payload.status == ContentStatus.PUBLISHED else None
+        )
+
+    async with services.db.transaction() as session:
+        result = await session.execute(
+            update(Content)
+            .where(Content.id == content_id, Content.version == expected)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:
+            current = await session.scalar(select(Content.version).where(Content.id == content_id))
+            if current is None:
+                raise ApiError(404, NOT_FOUND)
+            raise ApiError(
+                412,
+                f"version conflict: content is at version {current}, request expected {expected}",
+                {"ETag": etag_for(current)},
+            )
+        if payload.tags is not None:
+            await session.execute(delete(ContentTag).where(ContentTag.content_id == content_id))
+            if payload.tags:
+                await session.execute(
+                    insert(ContentTag),
+                    [{"content_id": content_id, "tag": t, "position": i} for i, t in enumerate(payload.tags)],
+                )
+        content = await session.get(Content, content_id, populate_existing=True)
+        assert content is not None
+        out = content_out(content)
+    await services.kv.delete(content_cache_key(services, content_id))
+    return json_response(out, headers={"ETag": etag_for(out.version)})
+
+
+@router.delete("/{content_id}", status_code=204)
+async def delete_content(
+    content_id: uuid.UUID,
+    _: Annotated[Caller, Depends(require_api_key)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    try:
+        async with services.db.transaction() as session:
+            assets = (await session.execute(select(Asset.bucket, Asset.key).where(Asset.content_id == content_id))).all()
+            result = await session.execute(delete(Content).where(Content.id == content_id))
+            if result.rowcount == 0:
+                raise ApiError(404, NOT_FOUND)
+    except IntegrityError:
+        raise ApiError(409, "content is part of a newsletter and cannot be deleted") from None
+    await services.kv.delete(content_cache_key(services, content_id))
+    for bucket, key in assets:
+        try:
+            await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
+        except StorageError:
+            pass  # the row is gone; an orphaned object is harmless and reported by storage tooling
+    return Response(status_code=204)
+
+
+def _safe_filename(name: str | None) -> str:
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:100]
+    return cleaned or "file"
+
+
+def _matches_type(content_type: str, data: bytes) -> bool:
+    if content_type == "image/webp":
+        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if content_type == "video/mp4":
+        return data[4:8] == b"ftyp"
+    if content_type.startswith("text/"):
+        try:
+            data[:4096].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return exc.start > 4090  # a multi-byte character cut at the probe boundary
+        return True
+    return any(data.startswith(magic) for magic in ALLOWED_ASSET_TYPES[content_type])
+
+
+@router.post("/{content_id}/assets", status_code=201, response_model=AssetOut)
+async def upload_asset(
+    content_id: uuid.UUID,
+    request: Request,
+    file: Annotated[UploadFile, File(description="The asset (at most MAX_ASSET_BYTES).")],
+    _: Annotated[Caller, Depends(require_api_key)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Response:
+    settings = services.settings
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in ALLOWED_ASSET_TYPES:
+        raise ApiError(
+            415,
+            f"file: content type {content_type or 'unknown'!r} is not allowed; allowed: "
+            + ", ".join(sorted(ALLOWED_ASSET_TYPES)),
+        )
+    data = await file.read(settings.max_asset_bytes + 1)
+    if len(data) > settings.max_asset_bytes:
+        raise ApiError(413, f"file: larger than the {settings.max_asset_bytes}-byte limit")
+    if not data:
+        raise ApiError(422, "file: must not be empty")
+    if not _matches_type(content_type, data):
+        raise ApiError(415, f"file: content does not match the declared type {content_type}")
+
+    async with services.db.session() as session:
+        if await session.get(Content, content_id) is None:
+            raise ApiError(404, NOT_FOUND)
+
+    asset_id = uuid.uuid4()
+    filename = _safe_filename(file.filename)
+    bucket = settings.s3_bucket_assets
+    key = f"content/{content_id}/{asset_id}/{filename}"
+    try:
+        await anyio.to_thread.run_sync(services.storage.put, bucket, key, data, content_type)
+    except StorageError as exc:
+        raise ApiError(502, f"object storage unavailable: {exc}") from None
+
+    asset = Asset(
+        id=asset_id,
+        content_id=content_id,
+        bucket=bucket,
+        key=key,
+        filename=filename,
+        content_type=content_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_at=utcnow(),
+    )
+    try:
+        async with services.db.transaction() as session:
+            session.add(asset)
+    except IntegrityError:
+        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
+        raise ApiError(404, NOT_FOUND) from None
+    except BaseException:
+        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
+        raise
+
+    expires = settings.presign_expiry_seconds
+    url = services.storage.presigned_url(bucket, key, expires, str(request.base_url))
+    out = AssetOut(
+        id=asset.id,
+        content_id=content_id,
+        filename=filename,
+        content_type=content_type,
+        size=asset.size,
+        sha256=asset.sha256,
+        url=url,
+        url_expires_at=utcnow() + timedelta(seconds=expires),
+    )
+    return Response(out.model_dump_json().encode(), status_code=201, media_type=JSON)
+
+
+@files_router.get("/{bucket}/{key:path}", include_in_schema=False)
+async def download_local_file(
+    bucket: str,
+    key: str,
+    services: Annotated[Services, Depends(get_services)],
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query(max_length=128)],
+) -> Response:
+    """Serves presigned URLs of the local directory store (the S3 store uses S3's own)."""
+    storage = services.storage
+    if not isinstance(storage, LocalStorage) or not storage.verify(bucket, key, expires, signature):
+        raise ApiError(403, "invalid or expired signature")
+    try:
+        data = await anyio.to_thread.run_sync(storage.read, bucket, key)
+    except (FileNotFoundError, StorageError):
+        raise ApiError(404, "object not found") from None
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type)
