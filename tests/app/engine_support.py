@@ -1,0 +1,15 @@
+"""Constants and small helpers shared by the engine tests (imported by name: the
+test directory is on sys.path, as pytest's default import mode arranges)."""
+
+from __future__ import annotations
+
+import uuid
+
+API_KEY = "test-api-key-0123456789"
+AUTH = {"X-API-Key": API_KEY}
+
+
+def db_id(backend_name: str, value: str) -> object:
+    """A UUID as the database stores it (SQLite keeps 32 hex characters)."""
+    uid = uuid.UUID(value)
+    return uid.hex if backend_name == "embedded" else uid
