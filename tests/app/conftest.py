@@ -17,7 +17,6 @@ import email.policy
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ from app.db import create_sync_engine
 from app.main import create_app
 from app.models import ALL_TABLES
 from app.settings import load_settings
-from engine_support import API_KEY
+from engine_support import API_KEY, free_port
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -48,12 +47,6 @@ def service_unavailable(message: str) -> None:
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _redact(url: str) -> str:
@@ -243,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"{}", "application/json")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that give up early (time and size limit tests) are expected
+
+
 @dataclass
 class WebServer:
     base_url: str
@@ -252,8 +252,7 @@ class WebServer:
 
 @pytest.fixture(scope="session")
 def web_server() -> Iterator[WebServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
     server.hits = Counter()  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -3,6 +3,7 @@ test directory is on sys.path, as pytest's default import mode arranges)."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 API_KEY = "test-api-key-0123456789"
@@ -13,3 +14,9 @@ def db_id(backend_name: str, value: str) -> object:
     """A UUID as the database stores it (SQLite keeps 32 hex characters)."""
     uid = uuid.UUID(value)
     return uid.hex if backend_name == "embedded" else uid
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
