@@ -16,7 +16,7 @@ from app.settings import Settings
 def sync_url(url: str) -> str:
     """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.get_backend_name() == "sqlite":
         parsed = parsed.set(drivername="sqlite")
