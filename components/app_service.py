@@ -18,7 +18,6 @@ class SecretEnv:
     name: str
     secret_name: pulumi.Input[str]
     key: str
-    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,22 +129,14 @@ class AppService(pulumi.ComponentResource):
             **probes.render(),
         }
         if args.secret_env:
-            container["env"] = [
-                {
-                    "name": s.name,
-                    "valueFrom": {"secretKeyRef": {"name": s.secret_name, "key": s.key, "optional": s.optional}},
-                }
-                for s in args.secret_env
-            ]
+            container["env"] = [kube.secret_env(s.name, s.secret_name, s.key) for s in args.secret_env]
         if args.command:
             container["command"] = list(args.command)
         if args.args:
             container["args"] = list(args.args)
 
         pod_annotations = {
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(args.port),
-            "prometheus.io/path": args.metrics_path,
+            **kube.scrape_annotations(args.port, args.metrics_path),
             # A ConfigMap change alone does not restart pods; this hash does.
             "checksum/config": kube.content_checksum(dict(args.env)),
         }
@@ -180,11 +171,7 @@ class AppService(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(ident.name),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "http", "port": args.port, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=kube.service_spec(selector, {"http": args.port}),
             opts=child,
         )
 

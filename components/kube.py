@@ -361,3 +361,44 @@ def network_policy_spec(
         "ingress": [peer.rule("from", ingress_ports) for peer in ingress_from],
         "egress": [DNS_PEER.rule("to")] + [peer.rule("to") for peer in egress_to],
     }
+
+
+# ------------------------------------------------------------------ stateful sets
+
+
+def volume_claim_template(name: str, size: str, storage_class: str | None, labels: Mapping[str, str]) -> Manifest:
+    """A ReadWriteOnce PVC template (storage class None: the cluster default)."""
+    spec: Manifest = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
+
+
+def service_spec(
+    selector: Mapping[str, str], ports: Mapping[str, int], headless: bool = False
+) -> Manifest:
+    """A ClusterIP Service (headless: stable per-pod DNS for a StatefulSet, not-ready pods included)."""
+    spec: Manifest = {
+        "type": "ClusterIP",
+        "selector": dict(selector),
+        "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports.items()],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
+        # Peers must find each other before they are ready (replication, cluster bootstrap).
+        spec["publishNotReadyAddresses"] = True
+    return spec
+
+
+def scrape_annotations(port: int, path: str = "/metrics") -> dict[str, str]:
+    """Pod annotations Prometheus' kubernetes_sd pod discovery keys on."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
+def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> Manifest:
+    """An env var from a Secret key: the only way credentials reach a container."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+
+
+def cluster_dns(service: str, namespace: str) -> str:
+    return f"{service}.{namespace}.svc.cluster.local"

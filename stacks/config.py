@@ -147,7 +147,6 @@ class ServiceConfig(_Model):
 
 class AppSettings(_Model):
     log_level: LogLevel
-    debug: bool
     db_pool_size: int = Field(ge=1, le=200)
     cors_origins: list[str]
 
@@ -160,12 +159,95 @@ class AppSettings(_Model):
         return v
 
 
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
+REDIS_MEMORY_RE = re.compile(r"^[0-9]+(kb|mb|gb)$")
+
+
+def _quantity(value: str) -> str:
+    if not QUANTITY_RE.match(value):
+        raise ValueError(f"must be a storage quantity such as 10Gi, got {value!r}")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    name, _, tag = value.rpartition(":")
+    if "@sha256:" in value:
+        return value
+    if not name or "/" in tag or not TAG_RE.match(tag) or tag == "latest":
+        raise ValueError(f"must be an image pinned by tag or digest (registry/name:tag), got {value!r}")
+    return value
+
+
+class BackupSchedule(_Model):
+    enabled: bool
+    retention_days: int = Field(ge=1, le=3650)
+    schedule: str = Field(min_length=9)
+
+
+class PostgresConfig(_Model):
+    mode: Literal["statefulset", "cloudnative-pg"]
+    instances: int = Field(ge=1, le=9)
+    image: str
+    storage_size: str
+    storage_class: str
+    resources: Preset  # type: ignore[valid-type]
+    install_operator: bool
+    zone_anti_affinity: Literal["preferred", "required"]
+    continuous_backup: BackupSchedule
+
+    _image = field_validator("image")(classmethod(lambda cls, v: _pinned_image(v)))
+    _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+    @model_validator(mode="after")
+    def _backup_needs_operator(self) -> "PostgresConfig":
+        if self.continuous_backup.enabled and self.mode != "cloudnative-pg":
+            raise ValueError("continuous_backup needs mode: cloudnative-pg (statefulset mode is backed up by CronJobs)")
+        return self
+
+
+class RedisConfig(_Model):
+    mode: Literal["standalone", "cluster"]
+    masters: int = Field(ge=3, le=20)
+    replicas_per_master: int = Field(ge=0, le=3)
+    image: str
+    maxmemory: str
+    storage_size: str
+    storage_class: str
+    resources: Preset  # type: ignore[valid-type]
+
+    _image = field_validator("image")(classmethod(lambda cls, v: _pinned_image(v)))
+    _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+    @field_validator("maxmemory")
+    @classmethod
+    def _maxmemory(cls, v: str) -> str:
+        if not REDIS_MEMORY_RE.match(v):
+            raise ValueError(f"must be a Redis size such as 400mb or 2gb, got {v!r}")
+        return v
+
+
+class ObjectStoreConfig(_Model):
+    mode: Literal["single", "distributed"]
+    nodes: int = Field(ge=4, le=32)
+    image: str
+    client_image: str
+    storage_size: str
+    storage_class: str
+    resources: Preset  # type: ignore[valid-type]
+
+    _image = field_validator("image", "client_image")(classmethod(lambda cls, v: _pinned_image(v)))
+    _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+
 class StackConfig(_Model):
     environment: Environment
     kubernetes: KubernetesConfig
     image: ImageConfig
     app: AppSettings
     services: dict[ServiceName, ServiceConfig]  # type: ignore[valid-type]
+    postgres: PostgresConfig
+    redis: RedisConfig
+    object_store: ObjectStoreConfig
 
     @field_validator("services")
     @classmethod

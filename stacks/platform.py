@@ -1,6 +1,6 @@
 """compose(config): the one composition of the platform, for every environment.
 
-namespace -> (data stores) -> applications -> (routes) -> (monitoring) -> (backups)
+namespace -> data stores -> migrations -> applications -> (routes) -> (monitoring) -> (backups)
 
 Environments differ only by the StackConfig handed in. The parenthesised
 layers are seams that later components plug into; each takes the config
@@ -16,9 +16,11 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components import kube
-from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
+from components.app_job import AppJob, AppJobArgs
+from components.app_service import AppService, AppServiceArgs, Autoscaling
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig
+from stacks.data import DataLayer, compose_data_layer
 
 APP_COMPONENT = "api"
 
@@ -31,6 +33,8 @@ class Platform:
     provider: k8s.Provider
     namespace: k8s.core.v1.Namespace
     image: pulumi.Output[str]
+    data: DataLayer
+    migration: AppJob
     services: dict[str, AppService] = field(default_factory=dict)
 
     def export(self) -> None:
@@ -38,22 +42,65 @@ class Platform:
         pulumi.export("namespace", self.config.namespace)
         pulumi.export("image", self.image)
         pulumi.export("service_urls", {name: svc.url for name, svc in self.services.items()})
+        pulumi.export("postgres", {
+            "host": self.data.postgres.host,
+            "read_only_host": self.data.postgres.read_only_host,
+            "port": self.data.postgres.port,
+            "database": self.data.postgres.database,
+            "secret_name": self.data.postgres.secret_name,
+        })
+        pulumi.export("redis", {
+            "host": self.data.redis.host,
+            "port": self.data.redis.port,
+            "cluster_mode": self.data.redis.cluster_mode,
+            "secret_name": self.data.redis.secret_name,
+        })
+        pulumi.export("object_store", {
+            "endpoint": self.data.object_store.endpoint,
+            "secret_name": self.data.object_store.secret_name,
+            "buckets": sorted(self.data.object_store.bucket_names.values()),
+        })
 
 
 def compose(config: StackConfig) -> Platform:
     provider = kubernetes_provider(config)
     namespace = app_namespace(config, provider)
     image = app_image(config)
-    platform = Platform(config=config, provider=provider, namespace=namespace, image=image)
+    in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
+    data = compose_data_layer(config, in_namespace)
+    migration = migration_job(config, data, image, in_namespace)
+    platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
+                        data=data, migration=migration)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     for service in catalog.CONTENT_SERVICES:
         platform.services[service.name] = AppService(
             service.name,
-            app_service_args(config, service, config.services[service.name], namespace_name, image),
-            opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]),
+            app_service_args(config, service, config.services[service.name], namespace_name, image, data),
+            # Pods start only on a migrated schema.
+            opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
     return platform
+
+
+def migration_job(config: StackConfig, data: DataLayer, image: pulumi.Input[str],
+                  opts: pulumi.ResourceOptions) -> AppJob:
+    """`python -m app migrate` before the services roll: the pre-deploy schema migration."""
+    service = catalog.CONTENT_SERVICES[0]
+    return AppJob(
+        "migrate",
+        AppJobArgs(
+            namespace=config.namespace,
+            image=image,
+            identity=kube.Identity(name="content-engine-migrate", component="migration",
+                                   environment=config.environment, version=config.image.tag),
+            command=["python", "-m", "app", "migrate"],
+            env={"ENVIRONMENT": _app_environment_name(config.environment), "LOG_LEVEL": config.app.log_level},
+            secret_env=[s for s in data.secret_env(service) if s.name == "DATABASE_URL"],
+            egress_to=data.egress_peers()[:1],
+        ),
+        opts=opts,
+    )
 
 
 def kubernetes_provider(config: StackConfig) -> k8s.Provider:
@@ -109,11 +156,12 @@ def app_service_args(
     settings: ServiceConfig,
     namespace: pulumi.Input[str],
     image: pulumi.Input[str],
+    data: DataLayer,
 ) -> AppServiceArgs:
     autoscaling = (
         Autoscaling(**settings.autoscaling.model_dump()) if settings.autoscaling is not None else None
     )
-    egress = [kube.INTERNET_PEER] if service.public_internet else []
+    egress = data.egress_peers() + ([kube.INTERNET_PEER] if service.public_internet else [])
     return AppServiceArgs(
         namespace=namespace,
         image=image,
@@ -127,8 +175,8 @@ def app_service_args(
         replicas=settings.replicas,
         autoscaling=autoscaling,
         resources=kube.preset(settings.resources),
-        env=app_env(config, service),
-        secret_env=app_secret_env(config, service),
+        env={**app_env(config, service), **data.env(service)},
+        secret_env=data.secret_env(service),
         command=["uvicorn"],
         args=["app.main:app", "--host", "0.0.0.0", "--port", str(service.port), "--no-server-header"],
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
@@ -143,15 +191,9 @@ def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, s
         "SERVICE_ROLE": service.name,
         "ENVIRONMENT": _app_environment_name(config.environment),
         "LOG_LEVEL": config.app.log_level,
-        "DEBUG": str(config.app.debug).lower(),
         "DB_POOL_SIZE": str(config.app.db_pool_size),
         "CORS_ORIGINS": ",".join(config.app.cors_origins),
     }
-
-
-def app_secret_env(config: StackConfig, service: catalog.ContentService) -> list[SecretEnv]:
-    """Connection settings by Secret reference. Seam: the data layer fills this in."""
-    return []
 
 
 def platform_ingress_peers(config: StackConfig) -> list[kube.NetworkPeer]:

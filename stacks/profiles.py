@@ -31,6 +31,38 @@ def _services(
     return {name: {**base, **per_service.get(name.replace("-", "_"), {})} for name in SERVICE_NAMES}
 
 
+_POSTGRES = {
+    "mode": "statefulset",
+    "instances": 1,
+    "image": "docker.io/library/postgres:17.6",
+    "storage_size": "10Gi",
+    "storage_class": "",  # empty: the cluster's default StorageClass
+    "resources": "medium",
+    "install_operator": False,  # cloudnative-pg only: install operator + Barman Cloud plugin with Helm
+    "zone_anti_affinity": "preferred",
+    # cloudnative-pg only: base backups + WAL archive to the backup bucket (PITR)
+    "continuous_backup": {"enabled": False, "retention_days": 30, "schedule": "0 0 2 * * *"},
+}
+_REDIS = {
+    "mode": "standalone",
+    "masters": 3,  # cluster mode
+    "replicas_per_master": 1,  # cluster mode
+    "image": "docker.io/library/redis:7.4.6",
+    "maxmemory": "400mb",
+    "storage_size": "2Gi",
+    "storage_class": "",
+    "resources": "small",
+}
+_OBJECT_STORE = {
+    "mode": "single",
+    "nodes": 4,  # distributed mode
+    "image": "docker.io/pgsty/minio:RELEASE.2026-08-04T00-00-00Z",
+    "client_image": "docker.io/pgsty/mc:RELEASE.2026-09-16T00-00-00Z",
+    "storage_size": "20Gi",
+    "storage_class": "",
+    "resources": "medium",
+}
+
 _IMAGE = {
     "registry": "ghcr.io/aquascene",
     "repository": "content-engine",
@@ -46,7 +78,6 @@ PROFILES: dict[str, Profile] = {
         "image": dict(_IMAGE),
         "app": {
             "log_level": "DEBUG",
-            "debug": True,
             "db_pool_size": 5,
             "cors_origins": ["http://localhost:3000"],
         },
@@ -57,13 +88,15 @@ PROFILES: dict[str, Profile] = {
             # seed 000: the AI processor needs more memory and a longer start.
             ai_processor={"resources": "medium", "startup_timeout_seconds": 120},
         ),
+        "postgres": dict(_POSTGRES),
+        "redis": dict(_REDIS),
+        "object_store": dict(_OBJECT_STORE),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
         "image": dict(_IMAGE),
         "app": {
             "log_level": "INFO",
-            "debug": False,
             "db_pool_size": 15,
             "cors_origins": ["https://staging.aquascene.example"],
         },
@@ -73,6 +106,10 @@ PROFILES: dict[str, Profile] = {
             resources="medium",
             ai_processor={"resources": "large", "startup_timeout_seconds": 120},
         ),
+        # seed 002: PostgreSQL with a read replica; Redis with persistence; versioned buckets.
+        "postgres": {**_POSTGRES, "instances": 2, "storage_size": "50Gi"},
+        "redis": {**_REDIS, "maxmemory": "800mb", "storage_size": "5Gi", "resources": "medium"},
+        "object_store": {**_OBJECT_STORE, "storage_size": "100Gi"},
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -80,7 +117,6 @@ PROFILES: dict[str, Profile] = {
         "image": {**_IMAGE, "build": True, "require_digest": True},
         "app": {
             "log_level": "WARNING",
-            "debug": False,
             "db_pool_size": 25,
             "cors_origins": ["https://aquascene.example"],
         },
@@ -90,6 +126,21 @@ PROFILES: dict[str, Profile] = {
             resources="medium",
             ai_processor={"resources": "xlarge", "startup_timeout_seconds": 120},
         ),
+        # A 3-instance CloudNativePG cluster with continuous backup, a 6-node Redis cluster,
+        # a 4-node distributed object store.
+        "postgres": {
+            **_POSTGRES,
+            "mode": "cloudnative-pg",
+            "instances": 3,
+            "image": "ghcr.io/cloudnative-pg/postgresql:17.6",
+            "storage_size": "100Gi",
+            "resources": "large",
+            "install_operator": True,
+            "zone_anti_affinity": "required",
+            "continuous_backup": {"enabled": True, "retention_days": 30, "schedule": "0 0 2 * * *"},
+        },
+        "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
+        "object_store": {**_OBJECT_STORE, "mode": "distributed", "storage_size": "250Gi"},
     },
 }
 

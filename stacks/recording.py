@@ -113,15 +113,7 @@ class RealisticMocks(pulumi_mocks.Mocks):
             digest = f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
             return f"{name}-id", {**inputs, "repoDigest": f"{image}@{digest}", "imageName": inputs.get("imageName")}
         if typ.startswith("aws:"):
-            service = typ.split(":")[1].split("/")[0]
-            physical = inputs.get("name") or inputs.get("bucket") or f"{name}-{_short_hash(name)}"
-            outputs = {
-                **inputs,
-                "id": physical,
-                "arn": f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{physical}",
-                "name": physical,
-            }
-            return physical, outputs
+            return _aws_resource(typ, name, inputs)
         return f"{name}-id", inputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
@@ -135,6 +127,9 @@ class RealisticMocks(pulumi_mocks.Mocks):
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token in ("aws:index/getRegion:getRegion", "aws:index/region:Region"):
             return {"name": REGION, "region": REGION, "id": REGION}
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            document = _aws_policy_document(dict(args.args))
+            return {"json": document, "minifiedJson": document, "id": _short_hash(document)}
         return {}
 
 
@@ -270,3 +265,150 @@ def _fake_secret(name: str, length: int) -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     digest = hashlib.sha256(name.encode()).digest() * (length // 32 + 1)
     return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+# --------------------------------------------------------------------- AWS
+#
+# Identifiers and outputs shaped like the real provider's, so that ARNs,
+# endpoints and OIDC issuers flowing into policies and kubeconfigs look the
+# way they will in a real account.
+
+_EC2_ID_PREFIX = {
+    "vpc": "vpc", "subnet": "subnet", "internetGateway": "igw", "natGateway": "nat", "eip": "eipalloc",
+    "routeTable": "rtb", "securityGroup": "sg", "defaultSecurityGroup": "sg", "launchTemplate": "lt",
+    "flowLog": "fl", "route": "r", "routeTableAssociation": "rtbassoc",
+}
+
+
+def _aws_resource(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+    module, resource = typ.split(":")[1], typ.split(":")[2]
+    service = module.split("/")[0]
+    kind = module.split("/")[1] if "/" in module else resource
+    auto = f"{name}-{_short_hash(name)}"
+    arn_prefix = f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}"
+    outputs: dict[str, Any] = dict(inputs)
+
+    if service == "s3" and kind == "bucket":
+        physical = inputs.get("bucket") or auto
+        outputs.update(
+            bucket=physical, arn=f"arn:aws:s3:::{physical}",
+            bucketDomainName=f"{physical}.s3.amazonaws.com",
+            bucketRegionalDomainName=f"{physical}.s3.{REGION}.amazonaws.com", region=REGION,
+        )
+        return physical, {**outputs, "id": physical}
+    if service == "iam":
+        if kind == "openIdConnectProvider":
+            host = _unwrap(inputs.get("url", "")).removeprefix("https://")
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
+            return arn, {**outputs, "id": arn, "arn": arn, "url": host}
+        if kind == "rolePolicy":
+            role = inputs.get("role", "role")
+            physical = inputs.get("name") or auto
+            return f"{role}:{physical}", {**outputs, "id": f"{role}:{physical}", "name": physical}
+        if kind == "rolePolicyAttachment":
+            return f"{inputs.get('role')}-{_short_hash(name)}", outputs
+        physical = inputs.get("name") or auto
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:{kind[0].lower() + kind[1:]}/{physical}"
+        return physical, {**outputs, "id": physical, "name": physical, "arn": arn,
+                          "uniqueId": f"AROA{_short_hash(arn).upper()}"}
+    if service == "kms" and kind == "key":
+        key_id = _fake_uuid(typ, name)
+        return key_id, {**outputs, "id": key_id, "keyId": key_id, "arn": f"{arn_prefix}:key/{key_id}"}
+    if service == "kms" and kind == "alias":
+        return inputs["name"], {**outputs, "id": inputs["name"], "arn": f"{arn_prefix}:{inputs['name']}"}
+    if service == "ec2" and kind in _EC2_ID_PREFIX:
+        physical = f"{_EC2_ID_PREFIX[kind]}-0{_short_hash(typ + name)}{_short_hash(name)[:10]}"
+        outputs.update(id=physical, arn=f"{arn_prefix}:{kind.lower()}/{physical}")
+        if kind == "eip":
+            outputs.update(allocationId=physical, publicIp=f"203.0.113.{int(_short_hash(name), 16) % 250 + 1}")
+        if kind == "launchTemplate":
+            outputs.update(latestVersion=1, defaultVersion=1, name=inputs.get("name") or auto)
+        if kind in ("securityGroup", "defaultSecurityGroup"):
+            outputs.update(name=inputs.get("name") or auto)
+        return physical, outputs
+    if service == "cloudwatch" and kind == "logGroup":
+        physical = inputs.get("name") or auto
+        return physical, {**outputs, "id": physical, "name": physical, "arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}"}
+    if service == "eks":
+        return _aws_eks(kind, name, inputs, outputs, arn_prefix, auto)
+    if service == "rds" and kind == "instance":
+        physical = inputs.get("identifier") or auto
+        address = f"{physical}.c{_short_hash(physical)}xyz.{REGION}.rds.amazonaws.com"
+        port = int(inputs.get("port") or 5432)
+        return physical, {**outputs, "id": physical, "identifier": physical, "address": address, "port": port,
+                          "endpoint": f"{address}:{port}", "arn": f"{arn_prefix}:db:{physical}",
+                          "resourceId": f"db-{_short_hash(physical).upper()}"}
+    if service == "elasticache" and kind == "replicationGroup":
+        physical = inputs.get("replicationGroupId") or auto
+        suffix = f"{_short_hash(physical)[:6]}.euw1.cache.amazonaws.com"
+        clustered = inputs.get("clusterMode") == "enabled" or int(inputs.get("numNodeGroups") or 1) > 1
+        endpoints = (
+            {"configurationEndpointAddress": f"clustercfg.{physical}.{suffix}", "clusterEnabled": True}
+            if clustered else
+            {"primaryEndpointAddress": f"master.{physical}.{suffix}",
+             "readerEndpointAddress": f"replica.{physical}.{suffix}", "clusterEnabled": False}
+        )
+        return physical, {**outputs, **endpoints, "id": physical, "replicationGroupId": physical,
+                          "port": int(inputs.get("port") or 6379), "arn": f"{arn_prefix}:replicationgroup:{physical}"}
+    short = {"subnetGroup": "subgrp", "parameterGroup": "pg"}.get(kind, kind.lower())
+    physical = inputs.get("name") or inputs.get("bucket") or auto
+    return physical, {**outputs, "id": physical, "name": physical, "arn": f"{arn_prefix}:{short}:{physical}"}
+
+
+def _aws_eks(kind: str, name: str, inputs: dict, outputs: dict, arn_prefix: str, auto: str) -> tuple[str, dict]:
+    cluster = inputs.get("clusterName") or inputs.get("name") or auto
+    if kind == "cluster":
+        oidc_id = hashlib.sha256(cluster.encode()).hexdigest()[:32].upper()
+        vpc_config = {**dict(inputs.get("vpcConfig") or {}),
+                      "clusterSecurityGroupId": f"sg-0{_short_hash('eks' + cluster)}{_short_hash(cluster)[:10]}"}
+        ca = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUMvakNDQWVhZ0F3SUJBZ0lCQURBTkJna3Foa2lHOXcwQkFRc0ZBREFWTVJNd0VRWURWUVFERXdwcmRXSmwKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+        return cluster, {
+            **outputs, "id": cluster, "name": cluster, "arn": f"{arn_prefix}:cluster/{cluster}",
+            "endpoint": f"https://{oidc_id}.gr7.{REGION}.eks.amazonaws.com",
+            "certificateAuthority": {"data": ca},
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/{oidc_id}"}]}],
+            "vpcConfig": vpc_config, "status": "ACTIVE", "platformVersion": "eks.1",
+        }
+    if kind == "nodeGroup":
+        group = inputs.get("nodeGroupName") or auto
+        return f"{cluster}:{group}", {**outputs, "id": f"{cluster}:{group}", "nodeGroupName": group,
+                                      "arn": f"{arn_prefix}:nodegroup/{cluster}/{group}/{_fake_uuid(cluster, group)}",
+                                      "status": "ACTIVE"}
+    if kind == "addon":
+        addon = inputs.get("addonName", name)
+        return f"{cluster}:{addon}", {**outputs, "id": f"{cluster}:{addon}",
+                                      "arn": f"{arn_prefix}:addon/{cluster}/{addon}/{_fake_uuid(cluster, addon)}",
+                                      "addonVersion": inputs.get("addonVersion") or "v1.0.0-eksbuild.1"}
+    physical = f"{cluster}:{name}"
+    return physical, {**outputs, "id": physical, "arn": f"{arn_prefix}:{kind.lower()}/{cluster}/{name}"}
+
+
+def _aws_policy_document(args: dict[str, Any]) -> str:
+    """iam.getPolicyDocument: statements (camelCase, as the engine passes them) to IAM JSON."""
+    import json
+
+    statements = []
+    for s in args.get("statements") or []:
+        statement: dict[str, Any] = {"Effect": s.get("effect", "Allow")}
+        if s.get("sid"):
+            statement["Sid"] = s["sid"]
+        if s.get("actions"):
+            statement["Action"] = s["actions"]
+        if s.get("resources"):
+            statement["Resource"] = s["resources"]
+        if s.get("principals"):
+            principal: dict[str, list] = {}
+            for p in s["principals"]:
+                principal.setdefault(p["type"], []).extend(p["identifiers"])
+            statement["Principal"] = principal
+        if s.get("conditions"):
+            condition: dict[str, dict] = {}
+            for c in s["conditions"]:
+                condition.setdefault(c["test"], {})[c["variable"]] = c["values"]
+            statement["Condition"] = condition
+        statements.append(statement)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _unwrap(value: Any) -> Any:
+    return value["value"] if is_secret(value) else value

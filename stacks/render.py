@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,22 +67,45 @@ def record_stack(stack_file: StackFile) -> Recording:
 
 
 def render(stack: str, project_dir: Path, out_dir: Path) -> RenderResult:
+    """Record the stack and write its render to `out_dir`, all or nothing."""
+    _check_replaceable(out_dir)
     stack_file = load_stack_file(stack, project_dir)
     recording = record_stack(stack_file)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=_mkdir(out_dir.parent)))
+    try:
+        result = _write(recording, staging)
+        (staging / RESOURCES_FILE).write_text(json.dumps(export_document(recording), indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.out_dir = out_dir
+    for obj in result.objects:
+        obj.path = out_dir / obj.path.relative_to(staging)
+    return result
+
+
+def _write(recording: Recording, out_dir: Path) -> RenderResult:
     version = recording.result.config.kubernetes.version
-    _prepare(out_dir)
-    result = RenderResult(stack=stack, out_dir=out_dir, recording=recording)
+    result = RenderResult(stack=recording.stack, out_dir=out_dir, recording=recording)
     for resource in recording.kubernetes():
         manifest = manifest_of(resource)
-        meta = manifest.get("metadata", {})
-        name, namespace = meta.get("name", resource.name), meta.get("namespace")
-        path = out_dir / manifest["kind"] / (f"{namespace}.{name}.yaml" if namespace else f"{name}.yaml")
+        if "kind" in manifest:
+            meta = manifest.get("metadata", {})
+            kind, name, namespace = manifest["kind"], meta.get("name", resource.name), meta.get("namespace")
+            verdict = kubeschema.validate(manifest, version)
+        else:
+            # A Helm release: its objects are templated by Helm at deploy time, not by this program.
+            kind, name, namespace = resource.kind, manifest.get("name", resource.name), manifest.get("namespace")
+            verdict = kubeschema.Verdict(
+                "skipped", f"Helm chart {manifest.get('chart')} {manifest.get('version')}, templated at deploy time"
+            )
+        path = out_dir / kind / (f"{namespace}.{name}.yaml" if namespace else f"{name}.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(_ordered(manifest), sort_keys=False, default_flow_style=False))
-        result.objects.append(
-            RenderedObject(manifest["kind"], name, namespace, path, kubeschema.validate(manifest, version))
-        )
-    (out_dir / RESOURCES_FILE).write_text(json.dumps(export_document(recording), indent=2) + "\n")
+        result.objects.append(RenderedObject(kind, name, namespace, path, verdict))
     return result
 
 
@@ -124,15 +148,17 @@ def export_document(recording: Recording) -> dict[str, Any]:
     }
 
 
-def _prepare(out_dir: Path) -> None:
-    """Start from an empty directory, but never wipe one that is not a previous render."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / RESOURCES_FILE).is_file():
-            raise FileExistsError(
-                f"{out_dir} is not empty and holds no {RESOURCES_FILE}; choose an empty or new --out directory"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _check_replaceable(out_dir: Path) -> None:
+    """A render replaces an empty directory or a previous render, never anything else."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / RESOURCES_FILE).is_file():
+        raise FileExistsError(
+            f"{out_dir} is not empty and holds no {RESOURCES_FILE}; choose an empty or new --out directory"
+        )
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 _HEAD_KEYS = ("apiVersion", "kind", "metadata")

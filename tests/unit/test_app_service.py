@@ -103,7 +103,7 @@ def test_plain_env_goes_to_configmap_and_secrets_by_reference(run_program):
     assert c["env"] == [
         {
             "name": "DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": "postgres-app", "key": "url", "optional": False}},
+            "valueFrom": {"secretKeyRef": {"name": "postgres-app", "key": "url"}},
         }
     ]
 

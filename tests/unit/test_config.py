@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stacks.config import ConfigError, build_stack_config
+from stacks.config import ConfigError, StackConfig, build_stack_config
 from stacks.profiles import PROFILES
 from tests.conftest import REPO
 
@@ -39,7 +39,7 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
         ({}, "aquascene:environment: required, one of dev, staging, prod (missing)"),
         (
             {"environment": "dev", "colour": "blue"},
-            "aquascene:colour: unknown key; allowed here: environment, kubernetes, image, app, services",
+            "aquascene:colour: unknown key; allowed here: " + ", ".join(StackConfig.model_fields),
         ),
         (
             {"environment": "dev", "image": {"tagg": "1"}},
@@ -94,8 +94,32 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
             "aquascene:app.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got \"TRACE\")",
         ),
         (
-            {"environment": "dev", "app": {"debug": "yes"}},
-            'aquascene:app.debug: Input should be a valid boolean (got "yes")',
+            {"environment": "dev", "image": {"build": "yes"}},
+            'aquascene:image.build: Input should be a valid boolean (got "yes")',
+        ),
+        (
+            {"environment": "dev", "postgres": {"image": "postgres:latest"}},
+            "aquascene:postgres.image: must be an image pinned by tag or digest (registry/name:tag), got 'postgres:latest'",
+        ),
+        (
+            {"environment": "dev", "postgres": {"continuous_backup": {"enabled": True}}},
+            "aquascene:postgres: continuous_backup needs mode: cloudnative-pg (statefulset mode is backed up by CronJobs)",
+        ),
+        (
+            {"environment": "dev", "redis": {"mode": "sentinel"}},
+            "aquascene:redis.mode: Input should be 'standalone' or 'cluster' (got \"sentinel\")",
+        ),
+        (
+            {"environment": "dev", "redis": {"maxmemory": "2GB"}},
+            "aquascene:redis.maxmemory: must be a Redis size such as 400mb or 2gb, got '2GB'",
+        ),
+        (
+            {"environment": "dev", "object_store": {"storage_size": "20GB"}},
+            "aquascene:object_store.storage_size: must be a storage quantity such as 10Gi, got '20GB'",
+        ),
+        (
+            {"environment": "dev", "object_store": {"nodes": 2}},
+            "aquascene:object_store.nodes: Input should be greater than or equal to 4 (got 2)",
         ),
         (
             {"environment": "dev", "app": {"cors_origins": ["https://ok.example", "https://bad.example/path"]}},

@@ -1,0 +1,524 @@
+"""PostgresCluster: PostgreSQL for the content engine.
+
+Two modes, chosen by data:
+- "statefulset": the official image; a primary StatefulSet and an optional
+  streaming-replica StatefulSet, exporter sidecars, tuning as a ConfigMap.
+- "cloudnative-pg": a CloudNativePG `Cluster` with the Barman Cloud plugin
+  (`ObjectStore`) for S3 base backups + WAL archiving (PITR) and a
+  `ScheduledBackup`; the operator and plugin optionally installed here.
+
+Either way the apps get the same Secret: `<name>-app` with keys username,
+password, database, host, port and url (DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import kube
+from components.credentials import generated_password
+
+PORT = 5432
+EXPORTER_PORT = 9187  # postgres_exporter, and CloudNativePG's built-in metrics port
+CONF_DIR = "/etc/postgresql/conf.d"
+PGDATA = "/var/lib/postgresql/data/pgdata"  # a subdirectory, so the volume's lost+found is not in it
+
+# Seed 000/001 tuning. Logs go to stderr (the log agent ships them), not to
+# files inside the data volume as the seed's logging_collector did.
+SEED_PARAMETERS: dict[str, str] = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "effective_cache_size": "1GB",
+    "maintenance_work_mem": "64MB",
+    "checkpoint_completion_target": "0.9",
+    "wal_buffers": "16MB",
+    "default_statistics_target": "100",
+    "random_page_cost": "1.1",
+    "effective_io_concurrency": "200",
+    "work_mem": "4MB",
+    "min_wal_size": "1GB",
+    "max_wal_size": "4GB",
+    "log_min_duration_statement": "1000",
+    "log_checkpoints": "on",
+    "log_connections": "on",
+    "log_disconnections": "on",
+    "log_lock_waits": "on",
+    "log_line_prefix": "%m [%p] %q%u@%d ",
+    "pg_stat_statements.max": "10000",
+    "pg_stat_statements.track": "all",
+}
+# Only the statefulset mode sets these; CloudNativePG manages them itself.
+STATEFULSET_ONLY_PARAMETERS: dict[str, str] = {
+    "listen_addresses": "*",
+    "shared_preload_libraries": "pg_stat_statements",
+    "wal_level": "replica",
+    "max_wal_senders": "10",
+    "wal_keep_size": "1GB",
+    "hot_standby": "on",
+    "logging_collector": "off",
+    "log_destination": "stderr",
+}
+
+
+@dataclass(frozen=True)
+class Storage:
+    size: str = "20Gi"
+    storage_class: str | None = None  # None: the cluster's default StorageClass
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """Static S3 keys in a Secret; leave unset to use the pod's IAM role (IRSA)."""
+
+    secret_name: pulumi.Input[str]
+    access_key_id_key: str = "ACCESS_KEY_ID"
+    secret_access_key_key: str = "ACCESS_SECRET_KEY"
+
+
+@dataclass(frozen=True)
+class ObjectStoreBackup:
+    """CloudNativePG continuous backup: base backups + WAL archive in S3 (PITR)."""
+
+    destination_path: str  # s3://bucket/prefix
+    retention_days: int = 30
+    schedule: str = "0 0 2 * * *"  # CloudNativePG cron has seconds: daily base backup at 02:00
+    endpoint_url: str | None = None  # an S3-compatible server; None: AWS S3
+    credentials: S3Credentials | None = None  # None: IAM role of the service account
+    service_account_role_arn: pulumi.Input[str] | None = None  # IRSA annotation on the cluster's pods
+
+    def __post_init__(self) -> None:
+        if not self.destination_path.startswith("s3://"):
+            raise ValueError(f"ObjectStoreBackup.destination_path must start with s3://, got {self.destination_path!r}")
+        if self.retention_days < 1:
+            raise ValueError("ObjectStoreBackup.retention_days must be >= 1")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Install the CloudNativePG operator and Barman Cloud plugin with Helm (pinned), or assume them present."""
+
+    install: bool = True
+    namespace: str = "cnpg-system"
+    chart_version: str = "0.29.1"
+    plugin_chart_version: str = "0.8.1"
+    repository: str = "https://cloudnative-pg.github.io/charts"
+
+
+@dataclass(frozen=True)
+class PostgresClusterArgs:
+    namespace: str
+    environment: str
+    mode: Literal["statefulset", "cloudnative-pg"] = "statefulset"
+    name: str = "postgres"
+    instances: int = 1  # statefulset: 1 primary + (instances - 1) streaming replicas
+    image: str = "docker.io/library/postgres:17.6"
+    database: str = "content_engine"
+    app_user: str = "aquascene"
+    storage: Storage = Storage()
+    resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
+    parameters: Mapping[str, str] = field(default_factory=lambda: dict(SEED_PARAMETERS))
+    exporter_image: str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+    clients: Sequence[kube.NetworkPeer] = ()  # apps and backup jobs: port 5432
+    scrapers: Sequence[kube.NetworkPeer] = ()  # Prometheus: the metrics port
+    # cloudnative-pg only
+    backup: ObjectStoreBackup | None = None
+    operator: Operator = Operator()
+    zone_anti_affinity: Literal["preferred", "required"] = "preferred"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("statefulset", "cloudnative-pg"):
+            raise ValueError(f"PostgresClusterArgs.mode must be 'statefulset' or 'cloudnative-pg', got {self.mode!r}")
+        if self.instances < 1:
+            raise ValueError(f"PostgresClusterArgs.instances must be >= 1, got {self.instances}")
+        if self.mode == "statefulset" and self.backup is not None:
+            raise ValueError("PostgresClusterArgs.backup needs mode 'cloudnative-pg' (statefulset mode uses backup CronJobs)")
+        for key in ("shared_preload_libraries", "listen_addresses"):
+            if key in self.parameters:
+                raise ValueError(f"PostgresClusterArgs.parameters: {key} is managed by the component")
+
+
+class PostgresCluster(pulumi.ComponentResource):
+    host: pulumi.Output[str]  # read-write
+    read_only_host: pulumi.Output[str]
+    port: int
+    database: str
+    secret_name: str  # the app Secret
+    url_key: str = "url"
+
+    def __init__(self, name: str, args: PostgresClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aquascene:data:PostgresCluster", name, None, opts)
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.identity = kube.Identity(name=args.name, component="database", environment=args.environment,
+                                      version=args.image.rsplit(":", 1)[-1])
+        self.port = PORT
+        self.database = args.database
+        self.secret_name = f"{args.name}-app"
+        self.app_password = generated_password(f"{name}-app-password", self)
+
+        if args.mode == "statefulset":
+            rw, ro = self._statefulset_mode()
+        else:
+            rw, ro = self._cloudnative_pg_mode()
+        self.host = pulumi.Output.from_input(kube.cluster_dns(rw, args.namespace))
+        self.read_only_host = pulumi.Output.from_input(kube.cluster_dns(ro, args.namespace))
+        self.app_secret = self._app_secret()
+        self.register_outputs({
+            "host": self.host, "read_only_host": self.read_only_host, "port": self.port,
+            "database": self.database, "secret_name": self.secret_name,
+        })
+
+    # ------------------------------------------------------------------ shared
+
+    def _meta(self, name: str, labels: Mapping[str, str] | None = None, annotations=None) -> dict:
+        return kube.metadata(name, self._args.namespace, labels or self.identity.labels(), annotations)
+
+    def _app_secret(self) -> k8s.core.v1.Secret:
+        a = self._args
+        url = pulumi.Output.all(self.app_password, self.host).apply(
+            lambda v: f"postgresql://{a.app_user}:{urllib.parse.quote(v[0], safe='')}@{v[1]}:{PORT}/{a.database}"
+        )
+        return k8s.core.v1.Secret(
+            f"{self._name}-app-secret",
+            metadata=self._meta(self.secret_name),
+            # basic-auth: the type CloudNativePG expects for the initdb owner secret.
+            type="kubernetes.io/basic-auth",
+            string_data={
+                "username": a.app_user,
+                "password": self.app_password,
+                "database": a.database,
+                "host": self.host,
+                "port": str(PORT),
+                "url": pulumi.Output.secret(url),
+            },
+            opts=self._child,
+        )
+
+    def _network_policy(self, selector: Mapping[str, str], extra_ingress: Sequence[kube.NetworkPeer],
+                        egress: Sequence[kube.NetworkPeer]) -> None:
+        a = self._args
+        own_pods = kube.NetworkPeer(pod_labels=selector, ports=[PORT])
+        spec = kube.network_policy_spec(selector, [], [], [own_pods, *egress])
+        spec["ingress"] = (
+            [p.rule("from", [PORT]) for p in [*a.clients, own_pods]]
+            + [p.rule("from", [EXPORTER_PORT]) for p in a.scrapers]
+            + [p.rule("from") for p in extra_ingress]
+        )
+        k8s.networking.v1.NetworkPolicy(f"{self._name}-netpol", metadata=self._meta(a.name), spec=spec, opts=self._child)
+
+    # -------------------------------------------------------------- statefulset
+
+    def _statefulset_mode(self) -> tuple[str, str]:
+        a = self._args
+        superuser = generated_password(f"{self._name}-superuser-password", self)
+        replication = generated_password(f"{self._name}-replication-password", self)
+        metrics = generated_password(f"{self._name}-metrics-password", self)
+        credentials = f"{a.name}-credentials"
+        k8s.core.v1.Secret(
+            f"{self._name}-credentials",
+            metadata=self._meta(credentials),
+            string_data={
+                "superuser-password": superuser,
+                "replication-password": replication,
+                "metrics-password": metrics,
+                "app-password": self.app_password,
+            },
+            opts=self._child,
+        )
+        parameters = {**STATEFULSET_ONLY_PARAMETERS, **a.parameters}
+        conf = "".join(f"{k} = '{v}'\n" for k, v in sorted(parameters.items()))
+        config_name = f"{a.name}-config"
+        k8s.core.v1.ConfigMap(
+            f"{self._name}-config",
+            metadata=self._meta(config_name),
+            data={"tuning.conf": conf, "init-primary.sh": _INIT_PRIMARY, "start-replica.sh": _START_REPLICA},
+            opts=self._child,
+        )
+        base = self.identity.selector()
+        primary_sel = {**base, "aquascene.io/role": "primary"}
+        replica_sel = {**base, "aquascene.io/role": "replica"}
+        headless = f"{a.name}-headless"
+        primary_host = f"{a.name}-primary-0.{headless}"
+        self._service(f"{a.name}-headless", base, headless=True)
+        self._service(a.name, primary_sel)
+        replicas = a.instances - 1
+        self._statefulset("primary", 1, primary_sel, credentials, config_name, headless, conf, primary_host)
+        read_only = a.name
+        if replicas:
+            self._statefulset("replica", replicas, replica_sel, credentials, config_name, headless, conf, primary_host)
+            read_only = f"{a.name}-ro"
+            self._service(read_only, replica_sel)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-pdb",
+            metadata=self._meta(a.name),
+            # One pod at a time: with a single instance a drain still proceeds (no deadlock).
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": base}},
+            opts=self._child,
+        )
+        self._network_policy(base, [], [])
+        return a.name, read_only
+
+    def _service(self, name: str, selector: Mapping[str, str], headless: bool = False) -> None:
+        ports = {"postgres": PORT} if headless else {"postgres": PORT, "metrics": EXPORTER_PORT}
+        k8s.core.v1.Service(f"{self._name}-svc-{name}", metadata=self._meta(name),
+                            spec=kube.service_spec(selector, ports, headless=headless), opts=self._child)
+
+    def _statefulset(self, role: str, replicas: int, selector: Mapping[str, str], credentials: str,
+                     config_name: str, headless: str, conf: str, primary_host: str) -> None:
+        a = self._args
+        labels = {**self.identity.labels(), "aquascene.io/role": role}
+        tmp_volume, tmp_mount = kube.tmp_volume()
+        run_volume = {"name": "run", "emptyDir": {}}
+        mounts = [
+            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+            {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
+            {"name": "run", "mountPath": "/var/run/postgresql"},
+            tmp_mount,
+        ]
+        env = [
+            {"name": "PGDATA", "value": PGDATA},
+            {"name": "POSTGRES_DB", "value": a.database},
+            {"name": "POSTGRES_USER", "value": "postgres"},
+            kube.secret_env("POSTGRES_PASSWORD", credentials, "superuser-password"),
+            {"name": "APP_USER", "value": a.app_user},
+            kube.secret_env("APP_PASSWORD", credentials, "app-password"),
+            kube.secret_env("REPLICATION_PASSWORD", credentials, "replication-password"),
+            kube.secret_env("METRICS_PASSWORD", credentials, "metrics-password"),
+            {"name": "PRIMARY_HOST", "value": primary_host},
+        ]
+        if role == "primary":
+            command = None
+            mounts.append({"name": "config", "mountPath": "/docker-entrypoint-initdb.d/10-init.sh",
+                           "subPath": "init-primary.sh", "readOnly": True})
+        else:
+            command = ["bash", f"{CONF_DIR}/start-replica.sh"]
+        postgres = {
+            "name": "postgres",
+            "image": a.image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
+            "env": env,
+            "resources": a.resources.render(),
+            "securityContext": kube.container_security_context(),
+            "volumeMounts": mounts,
+            "livenessProbe": kube.exec_probe(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT)], kube.LIVENESS),
+            # Readiness runs a real query over the local socket: up *and* answering.
+            "readinessProbe": kube.exec_probe(
+                ["psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", "postgres", "-tAc", "SELECT 1"],
+                kube.READINESS),
+            "startupProbe": kube.exec_probe(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT)],
+                                            kube.startup_timing(600)),
+        }
+        if command:
+            postgres["command"] = command
+        exporter = {
+            "name": "exporter",
+            "image": a.exporter_image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+            "env": [
+                {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
+                {"name": "DATA_SOURCE_USER", "value": "metrics"},
+                kube.secret_env("DATA_SOURCE_PASS", credentials, "metrics-password"),
+            ],
+            "resources": kube.RESOURCE_PRESETS["nano"].render(),
+            "securityContext": kube.container_security_context(),
+            "livenessProbe": kube.http_probe("/", "metrics", kube.LIVENESS),
+            "readinessProbe": kube.http_probe("/metrics", "metrics", kube.READINESS),
+        }
+        pod_spec = {
+            "automountServiceAccountToken": False,
+            "securityContext": kube.pod_security_context(),
+            "terminationGracePeriodSeconds": 60,  # let postgres finish a fast shutdown
+            "containers": [postgres, exporter],
+            "volumes": [
+                {"name": "config", "configMap": {"name": config_name, "defaultMode": 0o555}},
+                run_volume,
+                tmp_volume,
+            ],
+        }
+        if replicas > 1 or role == "replica":
+            pod_spec.update(kube.spread_across_nodes_and_zones(self.identity.selector()))
+        annotations = {**kube.scrape_annotations(EXPORTER_PORT), "checksum/config": kube.content_checksum(conf)}
+        k8s.apps.v1.StatefulSet(
+            f"{self._name}-{role}",
+            metadata=self._meta(f"{a.name}-{role}", labels),
+            spec={
+                "serviceName": headless,
+                "replicas": replicas,
+                "podManagementPolicy": "OrderedReady",
+                "updateStrategy": {"type": "RollingUpdate"},
+                "selector": {"matchLabels": dict(selector)},
+                "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+                "volumeClaimTemplates": [
+                    kube.volume_claim_template("data", a.storage.size, a.storage.storage_class, self.identity.selector())
+                ],
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            },
+            opts=self._child,
+        )
+
+    # ---------------------------------------------------------- cloudnative-pg
+
+    def _cloudnative_pg_mode(self) -> tuple[str, str]:
+        a = self._args
+        depends: list[pulumi.Resource] = []
+        if a.operator.install:
+            depends = self._install_operator()
+        cluster_opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
+        plugins = []
+        if a.backup is not None:
+            store_name = f"{a.name}-backups"
+            self._object_store(store_name, a.backup, cluster_opts)
+            plugins = [{
+                "name": "barman-cloud.cloudnative-pg.io",
+                "isWALArchiver": True,
+                "parameters": {"barmanObjectName": store_name},
+            }]
+        spec: dict = {
+            "instances": a.instances,
+            "imageName": a.image,
+            "primaryUpdateStrategy": "unsupervised",
+            "postgresql": {"parameters": dict(a.parameters)},
+            "bootstrap": {
+                "initdb": {
+                    "database": a.database,
+                    "owner": a.app_user,
+                    "secret": {"name": self.secret_name},
+                    "postInitApplicationSQL": ["CREATE EXTENSION IF NOT EXISTS pg_stat_statements"],
+                }
+            },
+            "storage": {"size": a.storage.size, **({"storageClass": a.storage.storage_class} if a.storage.storage_class else {})},
+            "resources": a.resources.render(),
+            "affinity": {
+                "enablePodAntiAffinity": True,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "podAntiAffinityType": a.zone_anti_affinity,
+            },
+            # Prometheus discovers pods by annotation; CloudNativePG serves metrics on 9187.
+            "inheritedMetadata": {"labels": self.identity.labels(), "annotations": kube.scrape_annotations(EXPORTER_PORT)},
+            "monitoring": {"enablePodMonitor": False},
+            "plugins": plugins,
+        }
+        if a.backup is not None and a.backup.service_account_role_arn is not None:
+            spec["serviceAccountTemplate"] = {
+                "metadata": {"annotations": {"eks.amazonaws.com/role-arn": a.backup.service_account_role_arn}}
+            }
+        cluster = k8s.apiextensions.CustomResource(
+            f"{self._name}-cluster",
+            api_version="postgresql.cnpg.io/v1",
+            kind="Cluster",
+            metadata=self._meta(a.name),
+            spec=spec,
+            opts=cluster_opts,
+        )
+        if a.backup is not None:
+            k8s.apiextensions.CustomResource(
+                f"{self._name}-scheduled-backup",
+                api_version="postgresql.cnpg.io/v1",
+                kind="ScheduledBackup",
+                metadata=self._meta(f"{a.name}-daily"),
+                spec={
+                    "schedule": a.backup.schedule,
+                    "immediate": True,
+                    "backupOwnerReference": "self",
+                    "cluster": {"name": a.name},
+                    "method": "plugin",
+                    "pluginConfiguration": {"name": "barman-cloud.cloudnative-pg.io"},
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+            )
+        # No PodDisruptionBudget here: CloudNativePG creates the cluster's PDBs itself.
+        operator_peer = kube.NetworkPeer(namespace=a.operator.namespace, ports=[PORT, 8000])
+        # Instances talk to the Kubernetes API (instance manager) and to S3 (WAL archive) over HTTPS.
+        api_and_s3 = kube.NetworkPeer(cidr="0.0.0.0/0", ports=[443, 6443])
+        self._network_policy(self.identity.selector(), [operator_peer], [api_and_s3])
+        return f"{a.name}-rw", f"{a.name}-ro"
+
+    def _install_operator(self) -> list[pulumi.Resource]:
+        op = self._args.operator
+        opts = pulumi.ResourceOptions(parent=self)
+        operator = k8s.helm.v3.Release(
+            f"{self._name}-cnpg-operator",
+            name="cnpg",
+            chart="cloudnative-pg",
+            version=op.chart_version,
+            namespace=op.namespace,
+            create_namespace=True,
+            repository_opts={"repo": op.repository},
+            atomic=True,
+            opts=opts,
+        )
+        plugin = k8s.helm.v3.Release(
+            f"{self._name}-barman-cloud-plugin",
+            name="plugin-barman-cloud",
+            chart="plugin-barman-cloud",
+            version=op.plugin_chart_version,
+            namespace=op.namespace,
+            repository_opts={"repo": op.repository},
+            atomic=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+        )
+        return [operator, plugin]
+
+    def _object_store(self, store_name: str, backup: ObjectStoreBackup, opts: pulumi.ResourceOptions) -> None:
+        configuration: dict = {
+            "destinationPath": backup.destination_path,
+            "wal": {"compression": "gzip", "maxParallel": 4},
+            "data": {"compression": "gzip", "jobs": 2},
+        }
+        if backup.endpoint_url:
+            configuration["endpointURL"] = backup.endpoint_url
+        if backup.credentials is not None:
+            c = backup.credentials
+            configuration["s3Credentials"] = {
+                "accessKeyId": {"name": c.secret_name, "key": c.access_key_id_key},
+                "secretAccessKey": {"name": c.secret_name, "key": c.secret_access_key_key},
+            }
+        else:
+            configuration["s3Credentials"] = {"inheritFromIAMRole": True}
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-object-store",
+            api_version="barmancloud.cnpg.io/v1",
+            kind="ObjectStore",
+            metadata=self._meta(store_name),
+            spec={"configuration": configuration, "retentionPolicy": f"{backup.retention_days}d"},
+            opts=opts,
+        )
+
+
+# Runs once, when the primary's data directory is initialised (docker-entrypoint-initdb.d).
+# Passwords come from the environment (\getenv), never from a command line.
+_INIT_PRIMARY = r"""#!/bin/bash
+set -euo pipefail
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
+\getenv app_user APP_USER
+\getenv app_password APP_PASSWORD
+\getenv replication_password REPLICATION_PASSWORD
+\getenv metrics_password METRICS_PASSWORD
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
+ALTER DATABASE :"POSTGRES_DB" OWNER TO :"app_user";
+GRANT ALL ON SCHEMA public TO :"app_user";
+CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'replication_password';
+CREATE ROLE metrics LOGIN PASSWORD :'metrics_password' IN ROLE pg_monitor;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SQL
+echo "host replication replicator all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+echo "include_dir = '/etc/postgresql/conf.d'" >> "$PGDATA/postgresql.conf"
+"""
+
+# A replica clones the primary once (pg_basebackup -R writes standby.signal), then runs as a hot standby.
+_START_REPLICA = r"""#!/bin/bash
+set -euo pipefail
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  until pg_isready -h "$PRIMARY_HOST" -p 5432; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
+  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -R -X stream -P
+  chmod 700 "$PGDATA"
+fi
+exec postgres
+"""

@@ -1,0 +1,367 @@
+"""PostgresCluster, RedisCluster, ObjectStore and their wiring into every stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import kube
+from components.object_store import SEED_BUCKETS, BucketSpec, ObjectStore, ObjectStoreArgs, bucket_setup_script
+from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, Storage
+from components.redis import RedisCluster, RedisClusterArgs
+from stacks.catalog import CONTENT_SERVICES
+from stacks.kubeschema import validate
+from stacks.render import manifest_of
+
+APP_PEER = kube.NetworkPeer(pod_labels={"app.kubernetes.io/component": "api"})
+PROM_PEER = kube.NetworkPeer(namespace="monitoring", pod_labels={"app.kubernetes.io/name": "prometheus"})
+
+
+def all_valid(rec):
+    verdicts = {(r.kind, r.plain_inputs["metadata"]["name"]): validate(manifest_of(r)).status
+                for r in rec.kubernetes() if "kind" in r.plain_inputs}
+    assert all(v in ("valid", "skipped") for v in verdicts.values()), verdicts
+    return verdicts
+
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+# ------------------------------------------------------------------ postgres
+
+
+def pg(run_program, **kw):
+    base = dict(namespace="ns", environment="staging", clients=[APP_PEER], scrapers=[PROM_PEER])
+    return run_program(lambda: PostgresCluster("postgres", PostgresClusterArgs(**{**base, **kw})))
+
+
+def test_postgres_primary_and_streaming_replica(run_program):
+    rec = pg(run_program, instances=2, storage=Storage(size="50Gi", storage_class="gp3"))
+    primary = rec.k8s_object("StatefulSet", "postgres-primary")["spec"]
+    replica = rec.k8s_object("StatefulSet", "postgres-replica")["spec"]
+    assert primary["replicas"] == 1 and replica["replicas"] == 1
+    assert primary["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert primary["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
+    # clients write to the primary, read from replicas
+    assert rec.k8s_object("Service", "postgres")["spec"]["selector"]["aquascene.io/role"] == "primary"
+    assert rec.k8s_object("Service", "postgres-ro")["spec"]["selector"]["aquascene.io/role"] == "replica"
+    assert rec.k8s_object("Service", "postgres-headless")["spec"]["clusterIP"] == "None"
+    replica_container = replica["template"]["spec"]["containers"][0]
+    assert replica_container["command"] == ["bash", "/etc/postgresql/conf.d/start-replica.sh"]
+    script = rec.k8s_object("ConfigMap", "postgres-config")["data"]["start-replica.sh"]
+    assert "pg_basebackup" in script and "-R" in script
+    all_valid(rec)
+
+
+def test_postgres_single_instance_has_no_replica(run_program):
+    rec = pg(run_program, instances=1, environment="dev")
+    names = {r.plain_inputs["metadata"]["name"] for r in rec.kubernetes("StatefulSet")}
+    assert names == {"postgres-primary"}
+    assert [s.plain_inputs["metadata"]["name"] for s in rec.kubernetes("Service") if "-ro" in s.plain_inputs["metadata"]["name"]] == []
+    comp = rec.of_type("aquascene:data:PostgresCluster")[0]
+    assert comp.urn  # exists
+
+
+def test_postgres_tuning_from_the_seed(run_program):
+    conf = pg(run_program).k8s_object("ConfigMap", "postgres-config")["data"]["tuning.conf"]
+    for line in (
+        "max_connections = '200'", "shared_buffers = '256MB'", "effective_cache_size = '1GB'",
+        "wal_buffers = '16MB'", "max_wal_size = '4GB'", "shared_preload_libraries = 'pg_stat_statements'",
+        "log_min_duration_statement = '1000'", "wal_level = 'replica'",
+    ):
+        assert line in conf.splitlines()
+
+
+def test_postgres_passwords_referenced_never_inlined(run_program):
+    rec = pg(run_program, instances=2)
+    for sts in rec.kubernetes("StatefulSet"):
+        for container in sts.plain_inputs["spec"]["template"]["spec"]["containers"]:
+            for e in container["env"]:
+                if "PASS" in e["name"]:
+                    assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"] == "postgres-credentials"
+    secrets = {r.plain_inputs["metadata"]["name"]: r for r in rec.kubernetes("Secret")}
+    app = secrets["postgres-app"].plain_inputs
+    assert app["type"] == "kubernetes.io/basic-auth"
+    assert app["stringData"]["url"].startswith("postgresql://aquascene:")
+    assert app["stringData"]["url"].endswith("@postgres.ns.svc.cluster.local:5432/content_engine")
+    # secrets are secret Outputs, so the render redacts them
+    assert manifest_of(secrets["postgres-app"])["stringData"]["password"] == "[secret]"
+    assert len(rec.of_type("random:index/randomPassword:RandomPassword")) == 4
+
+
+def test_postgres_network_policy_peers(run_program):
+    spec = pg(run_program).k8s_object("NetworkPolicy", "postgres")["spec"]
+    by_port = {}
+    for rule in spec["ingress"]:
+        for port in rule["ports"]:
+            by_port.setdefault(port["port"], []).extend(rule["from"])
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "api"}}} in by_port[5432]
+    assert by_port[9187] == [PROM_PEER.selector()]
+    assert set(by_port) == {5432, 9187}
+
+
+def test_postgres_exporter_sidecar_scraped(run_program):
+    sts = pg(run_program).k8s_object("StatefulSet", "postgres-primary")["spec"]["template"]
+    assert sts["metadata"]["annotations"]["prometheus.io/port"] == "9187"
+    names = [c["name"] for c in sts["spec"]["containers"]]
+    assert names == ["postgres", "exporter"]
+
+
+def test_cloudnative_pg_cluster_with_barman_backups(run_program):
+    backup = ObjectStoreBackup("s3://system-backups/postgres/prod", retention_days=30,
+                               endpoint_url="http://object-store.ns.svc.cluster.local:9000")
+    rec = pg(run_program, mode="cloudnative-pg", instances=3, environment="prod", backup=backup,
+             image="ghcr.io/cloudnative-pg/postgresql:17.6", zone_anti_affinity="required")
+    cluster = rec.k8s_object("Cluster", "postgres")
+    spec = cluster["spec"]
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert spec["instances"] == 3
+    assert spec["affinity"] == {"enablePodAntiAffinity": True, "topologyKey": "topology.kubernetes.io/zone",
+                                "podAntiAffinityType": "required"}
+    assert spec["postgresql"]["parameters"]["max_connections"] == "200"
+    assert spec["bootstrap"]["initdb"]["secret"] == {"name": "postgres-app"}
+    assert spec["bootstrap"]["initdb"]["database"] == "content_engine"
+    assert spec["plugins"] == [{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True,
+                                "parameters": {"barmanObjectName": "postgres-backups"}}]
+    assert "backup" not in spec  # the deprecated barmanObjectStore is not used
+    store = rec.k8s_object("ObjectStore", "postgres-backups")["spec"]
+    assert store["configuration"]["destinationPath"] == "s3://system-backups/postgres/prod"
+    assert store["configuration"]["endpointURL"] == "http://object-store.ns.svc.cluster.local:9000"
+    assert store["retentionPolicy"] == "30d"
+    scheduled = rec.k8s_object("ScheduledBackup", "postgres-daily")["spec"]
+    assert scheduled["method"] == "plugin" and scheduled["cluster"] == {"name": "postgres"}
+    releases = {r.plain_inputs["chart"]: r.plain_inputs["version"] for r in rec.of_type("kubernetes:helm.sh/v3:Release")}
+    assert releases == {"cloudnative-pg": "0.29.1", "plugin-barman-cloud": "0.8.1"}
+    all_valid(rec)
+
+
+def test_cloudnative_pg_without_operator_install(run_program):
+    from components.postgres import Operator
+
+    rec = pg(run_program, mode="cloudnative-pg", instances=3, operator=Operator(install=False))
+    assert rec.of_type("kubernetes:helm.sh/v3:Release") == []
+    assert rec.k8s_object("Cluster", "postgres")["spec"]["plugins"] == []
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(instances=0), "instances must be >= 1"),
+    (dict(mode="galera"), "mode must be 'statefulset' or 'cloudnative-pg'"),
+    (dict(backup=ObjectStoreBackup("s3://b/p")), "backup needs mode 'cloudnative-pg'"),
+    (dict(parameters={"listen_addresses": "*"}), "listen_addresses is managed by the component"),
+])
+def test_postgres_args_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        PostgresClusterArgs(namespace="ns", environment="dev", **kw)
+
+
+def test_backup_destination_must_be_s3():
+    with pytest.raises(ValueError, match="destination_path must start with s3://"):
+        ObjectStoreBackup("gs://bucket")
+
+
+# --------------------------------------------------------------------- redis
+
+
+def redis(run_program, **kw):
+    base = dict(namespace="ns", environment="dev", clients=[APP_PEER], scrapers=[PROM_PEER],
+                client_dbs={"content-manager": 0, "ai-processor": 1})
+    return run_program(lambda: RedisCluster("redis", RedisClusterArgs(**{**base, **kw})))
+
+
+def test_redis_standalone_config(run_program):
+    rec = redis(run_program, maxmemory="800mb")
+    conf = rec.k8s_object("ConfigMap", "redis-config")["data"]["redis.conf"].splitlines()
+    for line in ("appendonly yes", "appendfsync everysec", "save 900 1 300 10 60 10000", "maxmemory 800mb",
+                 "maxmemory-policy allkeys-lru", "include /etc/redis/auth/auth.conf"):
+        assert line in conf
+    assert not any(line.startswith("requirepass") for line in conf)
+    sts = rec.k8s_object("StatefulSet", "redis")["spec"]
+    assert sts["replicas"] == 1
+    assert rec.kubernetes("Job") == []
+    all_valid(rec)
+
+
+def test_redis_password_mounted_not_on_command_line(run_program):
+    rec = redis(run_program)
+    pod = rec.k8s_object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["sh", "/etc/redis/start.sh"]
+    assert {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True} in container["volumeMounts"]
+    assert env_of(container)["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+    secret = rec.k8s_object("Secret", "redis-auth")["stringData"]
+    assert secret["auth.conf"].startswith("requirepass ")
+    assert secret["url-content-manager"].endswith("@redis.ns.svc.cluster.local:6379/0")
+    assert secret["url-ai-processor"].endswith("@redis.ns.svc.cluster.local:6379/1")
+
+
+def test_redis_cluster_six_nodes_and_idempotent_bootstrap(run_program):
+    rec = redis(run_program, mode="cluster")
+    sts = rec.k8s_object("StatefulSet", "redis")["spec"]
+    assert sts["replicas"] == 6
+    assert sts["podManagementPolicy"] == "Parallel"
+    assert "podAntiAffinity" in sts["template"]["spec"]["affinity"]
+    conf = rec.k8s_object("ConfigMap", "redis-config")["data"]
+    assert "cluster-enabled yes" in conf["redis.conf"].splitlines()
+    assert "cluster-preferred-endpoint-type hostname" in conf["redis.conf"].splitlines()
+    assert "cluster-announce-hostname" in conf["start.sh"] and "getent hosts" in conf["start.sh"]
+    assert "cluster_state:ok" in conf["bootstrap.sh"]  # a formed cluster is left alone
+    job = rec.k8s_object("Job", "redis-bootstrap")["spec"]["template"]["spec"]["containers"][0]
+    nodes = env_of(job)["NODES"]["value"].split()
+    assert nodes[0] == "redis-0.redis-headless.ns.svc.cluster.local" and len(nodes) == 6
+    assert env_of(job)["REPLICAS"]["value"] == "1"
+    # one database in cluster mode: every URL uses /0
+    secret = rec.k8s_object("Secret", "redis-auth")["stringData"]
+    assert secret["url-ai-processor"].endswith(":6379/0")
+    bootstrap_policy = rec.k8s_object("NetworkPolicy", "redis-bootstrap")["spec"]
+    assert bootstrap_policy["egress"][1]["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    all_valid(rec)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(mode="cluster", masters=2), "masters must be >= 3 in cluster mode"),
+    (dict(settings={"requirepass": "x"}), r"\['requirepass'\] are managed by the component"),
+    (dict(client_dbs={"x": 16}), "databases must be 0-15"),
+])
+def test_redis_args_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        RedisClusterArgs(namespace="ns", environment="dev", **kw)
+
+
+# -------------------------------------------------------------- object store
+
+
+def store(run_program, **kw):
+    base = dict(namespace="ns", environment="dev", clients=[APP_PEER], scrapers=[PROM_PEER])
+    return run_program(lambda: ObjectStore("object-store", ObjectStoreArgs(**{**base, **kw})))
+
+
+def test_seed_buckets_and_lifecycles():
+    by_name = {b.name: b for b in SEED_BUCKETS}
+    assert set(by_name) == {"content-assets", "newsletter-templates", "instagram-media", "system-backups", "temp-uploads"}
+    script = bucket_setup_script(SEED_BUCKETS).splitlines()
+    assert "mc version enable store/content-assets" in script
+    assert "mc version enable store/newsletter-templates" in script
+    assert "mc version enable store/system-backups" in script
+    assert "mc version enable store/temp-uploads" not in script
+    assert "mc ilm rule add --expire-days 365 store/instagram-media" in script
+    assert "mc ilm rule add --expire-days 30 store/system-backups" in script
+    assert "mc ilm rule add --expire-days 1 store/temp-uploads" in script
+    assert all(f"mc anonymous set none store/{b}" in script for b in by_name)  # private
+    assert all(f"mc mb --ignore-existing store/{b}" in script for b in by_name)  # idempotent
+
+
+def test_object_store_single_and_distributed(run_program):
+    single = store(run_program).k8s_object("StatefulSet", "object-store")["spec"]
+    assert single["replicas"] == 1
+    assert single["template"]["spec"]["containers"][0]["args"][:2] == ["server", "/data"]
+    rec = store(run_program, mode="distributed", nodes=4)
+    dist = rec.k8s_object("StatefulSet", "object-store")["spec"]
+    assert dist["replicas"] == 4
+    assert dist["template"]["spec"]["containers"][0]["args"][1] == \
+        "http://object-store-{0...3}.object-store-headless.ns.svc.cluster.local/data"
+    all_valid(rec)
+
+
+def test_object_store_probes_and_credentials(run_program):
+    rec = store(run_program)
+    container = rec.k8s_object("StatefulSet", "object-store")["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
+    assert env_of(container)["MINIO_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "object-store-root"
+    app = rec.k8s_object("Secret", "object-store-app")["stringData"]
+    assert app["access-key"] == "aquascene-app"  # the apps never get the root user
+    assert app["endpoint"] == "http://object-store.ns.svc.cluster.local:9000"
+    job = rec.kubernetes("Job")[0].plain_inputs
+    assert job["metadata"]["name"].startswith("object-store-buckets-")
+    policy = json.loads(bucket_setup_script(SEED_BUCKETS).split("printf '%s' '")[1].split("'")[0])
+    resources = [r for s in policy["Statement"] for r in s["Resource"]]
+    assert "*" not in json.dumps(policy["Statement"][0]["Action"]) and "arn:aws:s3:::*" not in resources
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(image="docker.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"), "minio/minio is archived"),
+    (dict(mode="distributed", nodes=3), "nodes must be >= 4"),
+    (dict(buckets=[BucketSpec("a"), BucketSpec("a")]), "duplicate names"),
+])
+def test_object_store_args_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        ObjectStoreArgs(namespace="ns", environment="dev", **kw)
+
+
+def test_noncurrent_expiry_needs_versioning():
+    with pytest.raises(ValueError, match="noncurrent_expire_days needs versioned=True"):
+        BucketSpec("x", noncurrent_expire_days=3)
+
+
+# -------------------------------------------------------------------- wiring
+
+
+@pytest.mark.parametrize("env, pg_kind, redis_nodes, store_nodes", [
+    ("dev", "StatefulSet", 1, 1),
+    ("staging", "StatefulSet", 1, 1),
+    ("prod", "Cluster", 6, 4),
+])
+def test_mode_per_environment(run_stack, env, pg_kind, redis_nodes, store_nodes):
+    rec = run_stack(env)
+    if pg_kind == "Cluster":
+        assert rec.k8s_object("Cluster", "postgres")["spec"]["instances"] == 3
+        assert rec.k8s_object("ObjectStore", "postgres-backups")
+    else:
+        expected = {"dev": {"postgres-primary"}, "staging": {"postgres-primary", "postgres-replica"}}[env]
+        names = {r.plain_inputs["metadata"]["name"] for r in rec.kubernetes("StatefulSet")}
+        assert expected <= names and "postgres-replica" not in names - expected
+    assert rec.k8s_object("StatefulSet", "redis")["spec"]["replicas"] == redis_nodes
+    assert rec.k8s_object("StatefulSet", "object-store")["spec"]["replicas"] == store_nodes
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_app_reads_connection_settings_from_secrets(run_stack, env):
+    rec = run_stack(env)
+    for service in CONTENT_SERVICES:
+        container = rec.k8s_object("Deployment", service.name)["spec"]["template"]["spec"]["containers"][0]
+        env_vars = env_of(container)
+        expected = {
+            "DATABASE_URL": ("postgres-app", "url"),
+            "REDIS_URL": ("redis-auth", f"url-{service.name}"),
+            "S3_ENDPOINT": ("object-store-app", "endpoint"),
+            "S3_ACCESS_KEY": ("object-store-app", "access-key"),
+            "S3_SECRET_KEY": ("object-store-app", "secret-key"),
+        }
+        for name, (secret, key) in expected.items():
+            assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}, (service.name, name)
+        config = rec.k8s_object("ConfigMap", f"{service.name}-config")["data"]
+        assert config["S3_BUCKET_ASSETS"] == "content-assets"
+        assert not any(k in config for k in expected)  # never in a ConfigMap
+        redis_urls = rec.k8s_object("Secret", "redis-auth")["stringData"]
+        db = redis_urls[f"url-{service.name}"].rsplit("/", 1)[1]
+        assert db == ("0" if env == "prod" else str(service.redis_db))
+        assert ("REDIS_KEY_PREFIX" in config) is (env == "prod")
+
+
+def test_apps_may_reach_the_data_stores(run_stack):
+    rec = run_stack("dev")
+    egress = rec.k8s_object("NetworkPolicy", "content-manager")["spec"]["egress"]
+    ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
+    assert {5432, 6379, 9000} <= ports
+
+
+def test_migration_job_runs_before_the_services(run_stack):
+    rec = run_stack("staging")
+    job = rec.k8s_object("Job", "content-engine-migrate")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "app", "migrate"]
+    assert env_of(container)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-app", "key": "url"}
+    [job_resource] = [r for r in rec.of_type("kubernetes:batch/v1:Job") if r.name == "migrate-job"]
+    for svc in rec.of_type("aquascene:app:AppService"):
+        assert job_resource.urn in svc.dependencies  # depending on a component = on its children
+
+
+def test_stack_outputs_name_endpoints_not_secrets(run_stack):
+    out = run_stack("prod").stack_outputs
+    assert out["postgres"]["host"] == "postgres-rw.aquascene-prod.svc.cluster.local"
+    assert out["postgres"]["read_only_host"] == "postgres-ro.aquascene-prod.svc.cluster.local"
+    assert out["redis"]["cluster_mode"] is True
+    assert out["object_store"]["buckets"] == sorted(b.name for b in SEED_BUCKETS)
+    assert "password" not in json.dumps(out).lower()
