@@ -390,6 +390,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     "database": a.database,
                     "owner": a.app_user,
                     "secret": {"name": self.secret_name},
+                    "postInitSQL": [f'ALTER ROLE "{a.app_user}" CREATEDB'],  # restores build a fresh database
                     "postInitApplicationSQL": ["CREATE EXTENSION IF NOT EXISTS pg_stat_statements"],
                 }
             },
@@ -501,7 +502,8 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'S
 \getenv app_password APP_PASSWORD
 \getenv replication_password REPLICATION_PASSWORD
 \getenv metrics_password METRICS_PASSWORD
-CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
+-- CREATEDB: a restore builds a fresh database and swaps it in only after verifying it.
+CREATE ROLE :"app_user" LOGIN CREATEDB PASSWORD :'app_password';
 ALTER DATABASE :"POSTGRES_DB" OWNER TO :"app_user";
 GRANT ALL ON SCHEMA public TO :"app_user";
 CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'replication_password';

@@ -239,6 +239,21 @@ class ObjectStoreConfig(_Model):
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
 
+class BackupsConfig(_Model):
+    enabled: bool
+    schedule: str
+    retention_days: int = Field(ge=1, le=3650)
+    targets: list[Literal["postgres", "redis", "objects"]] = Field(min_length=1)
+    alert_after_hours: int = Field(ge=1, le=24 * 14)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"must be a 5-field cron expression such as '0 2 * * *', got {v!r}")
+        return v
+
+
 class StackConfig(_Model):
     environment: Environment
     kubernetes: KubernetesConfig
@@ -248,6 +263,7 @@ class StackConfig(_Model):
     postgres: PostgresConfig
     redis: RedisConfig
     object_store: ObjectStoreConfig
+    backups: BackupsConfig
 
     @field_validator("services")
     @classmethod

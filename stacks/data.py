@@ -18,6 +18,7 @@ from stacks.config import StackConfig
 # Pods that may open connections to the data stores (by their component label).
 DATA_CLIENT_COMPONENTS = ("api", "migration", "backup")
 BACKUP_BUCKET = "system-backups"
+SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
 ASSETS_BUCKET = "content-assets"
 
 
@@ -27,18 +28,18 @@ class DataLayer:
     redis: RedisCluster
     object_store: ObjectStore
 
-    def secret_env(self, service: catalog.ContentService) -> list[SecretEnv]:
-        """Connection settings of one service, all by Secret reference."""
+    def secret_env(self, client: str) -> list[SecretEnv]:
+        """Connection settings of one client (a service name, or SYSTEM), all by Secret reference."""
         store = self.object_store.secret_name
         return [
             SecretEnv("DATABASE_URL", self.postgres.secret_name, self.postgres.url_key),
-            SecretEnv("REDIS_URL", self.redis.secret_name, redis_url_key(service.name)),
+            SecretEnv("REDIS_URL", self.redis.secret_name, redis_url_key(client)),
             SecretEnv("S3_ENDPOINT", store, "endpoint"),
             SecretEnv("S3_ACCESS_KEY", store, "access-key"),
             SecretEnv("S3_SECRET_KEY", store, "secret-key"),
         ]
 
-    def env(self, service: catalog.ContentService) -> dict[str, str]:
+    def env(self, client: str) -> dict[str, str]:
         """Non-secret data settings: bucket names, storage backend, Redis key prefix."""
         env = {
             "STORAGE_BACKEND": "s3",
@@ -49,8 +50,12 @@ class DataLayer:
         if self.redis.cluster_mode:
             # A Redis cluster has one database: services are kept apart by key prefix instead.
             env["REDIS_CLUSTER"] = "true"
-            env["REDIS_KEY_PREFIX"] = f"{service.name}:"
+            env["REDIS_KEY_PREFIX"] = f"{client}:"
         return env
+
+    @property
+    def backup_bucket(self) -> str:
+        return self.object_store.bucket_names[BACKUP_BUCKET]
 
     def egress_peers(self) -> list[kube.NetworkPeer]:
         """What an application pod may connect to in the data layer."""
@@ -126,7 +131,7 @@ def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> Dat
             replicas_per_master=rd.replicas_per_master, image=rd.image, maxmemory=rd.maxmemory,
             storage_size=rd.storage_size, storage_class=rd.storage_class or None,
             resources=kube.preset(rd.resources), clients=clients, scrapers=scrapers,
-            client_dbs={s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {"system": catalog.SYSTEM_REDIS_DB},
+            client_dbs={s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {SYSTEM: catalog.SYSTEM_REDIS_DB},
         ),
         opts=opts,
     )

@@ -18,9 +18,10 @@ import pulumi_kubernetes as k8s
 from components import kube
 from components.app_job import AppJob, AppJobArgs
 from components.app_service import AppService, AppServiceArgs, Autoscaling
+from components.backup import BackupSchedule, BackupScheduleArgs
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig
-from stacks.data import DataLayer, compose_data_layer
+from stacks.data import SYSTEM, DataLayer, compose_data_layer
 
 APP_COMPONENT = "api"
 
@@ -36,6 +37,7 @@ class Platform:
     data: DataLayer
     migration: AppJob
     services: dict[str, AppService] = field(default_factory=dict)
+    backups: BackupSchedule | None = None
 
     def export(self) -> None:
         pulumi.export("environment", self.config.environment)
@@ -55,6 +57,7 @@ class Platform:
             "cluster_mode": self.data.redis.cluster_mode,
             "secret_name": self.data.redis.secret_name,
         })
+        pulumi.export("backup_cronjobs", self.backups.cronjob_names if self.backups else [])
         pulumi.export("object_store", {
             "endpoint": self.data.object_store.endpoint,
             "secret_name": self.data.object_store.secret_name,
@@ -80,13 +83,37 @@ def compose(config: StackConfig) -> Platform:
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
+    if config.backups.enabled:
+        platform.backups = backup_schedule(config, data, image, in_namespace)
     return platform
+
+
+def backup_schedule(config: StackConfig, data: DataLayer, image: pulumi.Input[str],
+                    opts: pulumi.ResourceOptions) -> BackupSchedule:
+    """Daily dumps of PostgreSQL and Redis and a mirror of the buckets, into the backup bucket."""
+    return BackupSchedule(
+        "backups",
+        BackupScheduleArgs(
+            namespace=config.namespace,
+            environment=config.environment,
+            image=image,
+            version=config.image.tag,
+            bucket=data.backup_bucket,
+            retention_days=config.backups.retention_days,
+            schedule=config.backups.schedule,
+            targets=config.backups.targets,
+            env={"ENVIRONMENT": _app_environment_name(config.environment), "LOG_LEVEL": config.app.log_level,
+                 **data.env(SYSTEM)},
+            secret_env=data.secret_env(SYSTEM),
+            egress_to=data.egress_peers(),
+        ),
+        opts=opts,
+    )
 
 
 def migration_job(config: StackConfig, data: DataLayer, image: pulumi.Input[str],
                   opts: pulumi.ResourceOptions) -> AppJob:
     """`python -m app migrate` before the services roll: the pre-deploy schema migration."""
-    service = catalog.CONTENT_SERVICES[0]
     return AppJob(
         "migrate",
         AppJobArgs(
@@ -96,7 +123,7 @@ def migration_job(config: StackConfig, data: DataLayer, image: pulumi.Input[str]
                                    environment=config.environment, version=config.image.tag),
             command=["python", "-m", "app", "migrate"],
             env={"ENVIRONMENT": _app_environment_name(config.environment), "LOG_LEVEL": config.app.log_level},
-            secret_env=[s for s in data.secret_env(service) if s.name == "DATABASE_URL"],
+            secret_env=[s for s in data.secret_env(SYSTEM) if s.name == "DATABASE_URL"],
             egress_to=data.egress_peers()[:1],
         ),
         opts=opts,
@@ -175,8 +202,8 @@ def app_service_args(
         replicas=settings.replicas,
         autoscaling=autoscaling,
         resources=kube.preset(settings.resources),
-        env={**app_env(config, service), **data.env(service)},
-        secret_env=data.secret_env(service),
+        env={**app_env(config, service), **data.env(service.name)},
+        secret_env=data.secret_env(service.name),
         command=["uvicorn"],
         args=["app.main:app", "--host", "0.0.0.0", "--port", str(service.port), "--no-server-header"],
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),

@@ -63,6 +63,14 @@ _OBJECT_STORE = {
     "resources": "medium",
 }
 
+_BACKUPS = {
+    "enabled": False,
+    "schedule": "0 2 * * *",  # daily dumps at 02:00 UTC
+    "retention_days": 7,
+    "targets": ["postgres", "redis", "objects"],
+    "alert_after_hours": 26,  # a daily schedule plus slack: older than this pages
+}
+
 _IMAGE = {
     "registry": "ghcr.io/aquascene",
     "repository": "content-engine",
@@ -91,6 +99,7 @@ PROFILES: dict[str, Profile] = {
         "postgres": dict(_POSTGRES),
         "redis": dict(_REDIS),
         "object_store": dict(_OBJECT_STORE),
+        "backups": dict(_BACKUPS),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -110,6 +119,7 @@ PROFILES: dict[str, Profile] = {
         "postgres": {**_POSTGRES, "instances": 2, "storage_size": "50Gi"},
         "redis": {**_REDIS, "maxmemory": "800mb", "storage_size": "5Gi", "resources": "medium"},
         "object_store": {**_OBJECT_STORE, "storage_size": "100Gi"},
+        "backups": {**_BACKUPS, "enabled": True, "retention_days": 7},
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -141,6 +151,8 @@ PROFILES: dict[str, Profile] = {
         },
         "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
         "object_store": {**_OBJECT_STORE, "mode": "distributed", "storage_size": "250Gi"},
+        # Daily dumps in addition to CloudNativePG's continuous backup.
+        "backups": {**_BACKUPS, "enabled": True, "retention_days": 30},
     },
 }
 
