@@ -27,7 +27,7 @@ class KeyValueStore(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...
     async def set_nx(self, key: str, value: bytes, ttl: int) -> bool: ...
     async def delete(self, *keys: str) -> None: ...
-    async def incr_window(self, key: str, ttl: int) -> int: ...
+    async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -67,10 +67,10 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             log.warning("redis delete failed: %s", exc)
 
-    async def incr_window(self, key: str, ttl: int) -> int:
+    async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int:
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.incr(key)
+            pipe.incrby(key, amount)
             pipe.expire(key, ttl, nx=True)
             count, _ = await pipe.execute()
             return int(count)
@@ -132,12 +132,12 @@ class MemoryStore:
         for key in keys:
             self._data.pop(key, None)
 
-    async def incr_window(self, key: str, ttl: int) -> int:
+    async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int:
         item = self._data.get(key)
         if item is None or item[0] <= time.monotonic():
-            self._put(key, 1, ttl)
-            return 1
-        count = int(item[1]) + 1
+            self._put(key, amount, ttl)
+            return amount
+        count = int(item[1]) + amount
         self._data[key] = (item[0], count)
         return count
 
@@ -160,18 +160,67 @@ class LimitResult:
     retry_after: int
 
 
-class RateLimiter:
-    """Fixed-window counter per key (one Redis round trip per check)."""
+@dataclass
+class _Window:
+    index: int
+    shared: int = 0  # the shared counter as of the last sync
+    pending: int = 0  # local hits not yet added to the shared counter
+    synced_at: float | None = None
 
-    def __init__(self, store: KeyValueStore, window_seconds: int = 60) -> None:
+
+class RateLimiter:
+    """Fixed-window limits shared through the key-value store.
+
+    Exact where it matters, cheap where it does not: while a client is well
+    under its limit (below ``local_fraction`` of it) each process counts hits
+    locally and adds them to the shared counter at least every
+    ``sync_interval`` seconds or every ``batch_fraction`` of the limit;
+    closer to the limit every hit is an atomic INCRBY on the shared counter.
+    Across N processes a limit can be overrun by at most N x batch_fraction.
+    """
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        window_seconds: int = 60,
+        sync_interval: float = 1.0,
+        local_fraction: float = 0.5,
+        batch_fraction: float = 0.1,
+        max_tracked: int = 50_000,
+    ) -> None:
         self.store = store
         self.window = window_seconds
+        self.sync_interval = sync_interval
+        self.local_fraction = local_fraction
+        self.batch_fraction = batch_fraction
+        self.max_tracked = max_tracked
+        self._local: dict[str, _Window] = {}
+
+    def _state(self, key: str, index: int) -> _Window:
+        state = self._local.get(key)
+        if state is None or state.index != index:
+            if len(self._local) >= self.max_tracked:
+                self._local = {k: v for k, v in self._local.items() if v.index == index}
+            state = self._local[key] = _Window(index)
+        return state
 
     async def hit(self, key: str, limit: int) -> LimitResult:
         now = time.time()
-        window_index = int(now // self.window)
-        count = await self.store.incr_window(f"counter:ratelimit:{key}:{window_index}", self.window + 1)
-        reset_in = max(1, math.ceil((window_index + 1) * self.window - now))
+        index = int(now // self.window)
+        reset_in = max(1, math.ceil((index + 1) * self.window - now))
+        state = self._state(key, index)
+        state.pending += 1
+        estimate = state.shared + state.pending
+        if (
+            state.synced_at is not None
+            and now - state.synced_at < self.sync_interval
+            and estimate <= limit * self.local_fraction
+            and state.pending <= limit * self.batch_fraction
+        ):
+            return LimitResult(True, limit, limit - estimate, reset_in)
+        amount, state.pending = state.pending, 0
+        count = await self.store.incr_window(f"counter:ratelimit:{key}:{index}", self.window + 1, amount)
+        state.shared, state.synced_at = count, now
         if count > limit:
             return LimitResult(False, limit, 0, reset_in)
         return LimitResult(True, limit, max(0, limit - count), reset_in)

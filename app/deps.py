@@ -15,7 +15,12 @@ if TYPE_CHECKING:
     from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def get_services(request: Request) -> Services:
+    # async: FastAPI would run a plain `def` dependency in the thread pool.
     return request.app.state.services
 
 
@@ -37,7 +42,7 @@ def _check_key(candidate: str, keys: list[str]) -> bool:
 
 async def identify(request: Request) -> Caller:
     supplied = request.headers.get("x-api-key")
-    services = get_services(request)
+    services = services_of(request)
     if supplied and _check_key(supplied, services.settings.api_key_list):
         digest = hashlib.sha256(supplied.encode()).hexdigest()[:16]
         return Caller(True, True, f"key:{digest}")
@@ -59,7 +64,7 @@ class RateLimit:
         self.setting = setting
 
     async def __call__(self, request: Request, caller: Caller = Depends(identify)) -> None:
-        services = get_services(request)
+        services = services_of(request)
         limit: int = getattr(services.settings, self.setting)
         route = request.scope.get("route")
         path = getattr(route, "path", request.url.path)

@@ -292,7 +292,7 @@ class Backend:
         return self.rows(f"SELECT count(*) FROM {table} WHERE {where}", **params)[0][0]
 
 
-@pytest.fixture(params=["postgres", "embedded"])
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.services), "embedded"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, smtp_server: tuple[Mailbox, int]) -> Iterator[Backend]:
     common: dict[str, Any] = {
         "service_role": "all",

@@ -1,0 +1,276 @@
+"""Throughput and latency of the content engine beside a bare FastAPI app.
+
+Starts, on 127.0.0.1 only and under identical uvicorn settings:
+  * the engine (SERVICE_ROLE=content-manager) on PostgreSQL + Redis,
+  * a bare one-route FastAPI app (``bare_app`` below),
+then drives each from a separate client process with N concurrent keep-alive
+connections for a bounded time and number of requests, and prints requests/s,
+p50 and p99 for ``GET /api/v1/content/{id}`` (cached reads) and
+``POST /api/v1/content``, plus the ratio to the bare app.
+
+    .venv/bin/python benchmarks/bench_app.py [--duration 10] [--concurrency 32]
+
+PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL (default:
+the test services, Redis DB 14); start them with `sudo bash .ci/services.sh`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from fastapi import FastAPI
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+API_KEY = "bench-key-0123456789"
+SERVER_ARGS = ["--host", HOST, "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+               "--no-access-log", "--log-level", "warning", "--no-server-header"]
+MAX_REQUESTS_PER_CLIENT = 200_000
+
+# --- the bare reference app ---------------------------------------------------------------
+
+bare_app = FastAPI()
+_BARE_ITEM = {
+    "id": "00000000-0000-0000-0000-000000000000",
+    "title": "Benchmark item",
+    "body": "Aquascaping benchmark body text. " * 8,
+    "content_type": "article",
+    "status": "published",
+    "tags": ["bench"],
+    "version": 1,
+}
+
+
+@bare_app.get("/api/v1/content/{content_id}")
+async def bare_item(content_id: str) -> dict:
+    return {**_BARE_ITEM, "id": content_id}
+
+
+# --- load generator (runs in its own process) ------------------------------------------------
+
+
+async def _worker(port: int, requests: list[bytes], deadline: float, latencies: list[float], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    perf = time.perf_counter
+    try:
+        for n in range(MAX_REQUESTS_PER_CLIENT):
+            if perf() >= deadline:
+                break
+            start = perf()
+            writer.write(requests[n % len(requests)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+                    break
+            if length:
+                await reader.readexactly(length)
+            latencies.append(perf() - start)
+            if status >= 400:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+async def _drive(port: int, requests: list[bytes], concurrency: int, duration: float) -> dict:
+    latencies: list[float] = []
+    errors: list[int] = []
+    # Each client starts at a different offset so they do not hit the same id in lockstep.
+    per_client = [requests[i * len(requests) // concurrency:] + requests[: i * len(requests) // concurrency]
+                  for i in range(concurrency)]
+    started = time.perf_counter()
+    deadline = started + duration
+    await asyncio.gather(*(_worker(port, per_client[i], deadline, latencies, errors) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors)),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else None,
+    }
+
+
+def client_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    requests = [r.encode("latin-1") for r in spec["requests"]]
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(_drive(spec["port"], requests, spec["concurrency"], spec["duration"]))
+    print(json.dumps(result))
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server at {url} did not start within {timeout}s")
+
+
+def _start(target: str, port: int, env: dict[str, str], app_dir: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--app-dir", app_dir, *SERVER_ARGS],
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _get(path: str, port: int) -> str:
+    return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
+
+
+def _post(path: str, port: int, body: dict) -> str:
+    data = json.dumps(body)
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"X-API-Key: {API_KEY}\r\nContent-Length: {len(data.encode())}\r\n\r\n{data}"
+    )
+
+
+def _run_client(port: int, requests: list[str], concurrency: int, duration: float, workdir: Path) -> dict:
+    spec = workdir / f"spec-{port}-{time.monotonic_ns()}.json"
+    spec.write_text(json.dumps({"port": port, "requests": requests, "concurrency": concurrency, "duration": duration}))
+    out = subprocess.run([sys.executable, __file__, "--client", str(spec)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _create_items(port: int, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        body = json.dumps({
+            "title": f"Benchmark item {i}",
+            "body": "Aquascaping benchmark body text. " * 8,
+            "content_type": "article",
+            "status": "published",
+            "tags": ["bench"],
+        }).encode()
+        request = urllib.request.Request(
+            f"http://{HOST}:{port}/api/v1/content",
+            data=body,
+            headers={"Content-Type": "application/json", "X-API-Key": API_KEY},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            ids.append(json.loads(response.read())["id"])
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args.client)
+        return
+
+    database_url = os.environ.get(
+        "BENCH_DATABASE_URL",
+        os.environ.get("TEST_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test"),
+    )
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "SERVICE_ROLE": "content-manager",
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "API_KEYS": API_KEY,
+        "DB_POOL_SIZE": "20",
+        "RATE_LIMIT_PER_MINUTE": "1000000000",
+        "CONTENT_CACHE_TTL": "600",
+        "DATA_DIR": str(workdir),
+    })
+    subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, cwd=REPO, check=True, capture_output=True)
+
+    engine_port, bare_port = _free_port(), _free_port()
+    engine = _start("app.main:app", engine_port, env, str(REPO))
+    bare = _start("bench_app:bare_app", bare_port, env, str(REPO / "benchmarks"))
+    results: dict[str, dict] = {}
+    try:
+        _wait_for(f"http://{HOST}:{engine_port}/health")
+        _wait_for(f"http://{HOST}:{bare_port}/api/v1/content/warm")
+        ids = _create_items(engine_port, args.items)
+
+        def measure(name: str, port: int, requests: list[str]) -> None:
+            _run_client(port, requests, args.concurrency, args.warmup, workdir)
+            results[name] = _run_client(port, requests, args.concurrency, args.duration, workdir)
+
+        measure("bare GET /api/v1/content/{id}", bare_port, [_get(f"/api/v1/content/{i}", bare_port) for i in ids])
+        measure("engine GET /api/v1/content/{id} (cached)", engine_port,
+                [_get(f"/api/v1/content/{i}", engine_port) for i in ids])
+        measure("engine POST /api/v1/content", engine_port, [
+            _post("/api/v1/content", engine_port, {
+                "title": f"Bench write {n}", "body": "Aquascaping benchmark body text. " * 8,
+                "content_type": "article", "status": "published", "tags": ["bench", f"t{n % 10}"],
+            })
+            for n in range(200)
+        ])
+    finally:
+        for proc in (engine, bare):
+            proc.terminate()
+        for proc in (engine, bare):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    bare_rps = results["bare GET /api/v1/content/{id}"]["rps"]
+    print(f"\nAquaScene engine benchmark: {args.concurrency} concurrent clients, {args.duration:g}s per run, "
+          f"uvicorn 1 worker (uvloop, httptools), {os.cpu_count()} CPUs, loopback only")
+    print(f"{'scenario':44} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
+    for name, r in results.items():
+        print(f"{name:44} {r['requests']:>9} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['errors']:>7} {r['rps'] / bare_rps:>7.0%}")
+    cached = results["engine GET /api/v1/content/{id} (cached)"]
+    print(f"\ntarget cached reads >= 50% of bare throughput: {cached['rps'] / bare_rps:.0%} "
+          f"-> {'met' if cached['rps'] / bare_rps >= 0.5 else 'NOT met'}")
+    print(f"target p99 <= 25 ms at {args.concurrency} clients: GET {cached['p99_ms']:.1f} ms, "
+          f"POST {results['engine POST /api/v1/content']['p99_ms']:.1f} ms "
+          f"-> {'met' if max(cached['p99_ms'], results['engine POST /api/v1/content']['p99_ms']) <= 25 else 'NOT met'}")
+    errors = {name: r["error_statuses"] for name, r in results.items() if r["errors"]}
+    if errors:
+        print(f"errors: {errors}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
