@@ -1,6 +1,8 @@
 """The `aquascene` command: offline tooling around the Pulumi program.
 
   aquascene render STACK [--out DIR] [--project-dir DIR]
+  aquascene policy STACK [--json] [--config FILE] [--project-dir DIR]
+  aquascene policy --export FILE [--config FILE] [--json]
 
 Exit codes: 0 everything valid, 1 invalid objects, 2 configuration or usage error.
 """
@@ -30,6 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     render_cmd.add_argument("--out", type=Path, help="output directory (default: build/render/STACK)")
     render_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
     render_cmd.set_defaults(handler=_render)
+
+    policy_cmd = commands.add_parser(
+        "policy",
+        help="evaluate the policy pack offline against a stack, or a `pulumi stack export` file",
+        description="Exit codes: 0 no mandatory violation, 1 mandatory violations, 2 configuration or usage error.",
+    )
+    policy_cmd.add_argument("stack", nargs="?", help="stack name: renders Pulumi.STACK.yaml under the recording engine")
+    policy_cmd.add_argument("--export", type=Path, metavar="FILE", help="evaluate a `pulumi stack export` JSON file instead")
+    policy_cmd.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="policy pack config (--policy-pack-config format; default for a stack: policies/config/ENV.json)",
+    )
+    policy_cmd.add_argument("--json", action="store_true", help="print the findings as a JSON array")
+    policy_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
+    policy_cmd.set_defaults(handler=_policy)
 
     args = parser.parse_args(argv)
     try:
@@ -65,6 +82,32 @@ def _render(args: argparse.Namespace) -> int:
         print(f"  INVALID  {obj.kind}/{obj.name} ({obj.path.name}): {obj.verdict.message}")
     print(f"done in {elapsed:.2f}s")
     return EXIT_INVALID if result.invalid else EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from stacks import policy
+
+    if (args.stack is None) == (args.export is None):
+        print("error: aquascene policy takes a STACK or --export FILE (exactly one)", file=sys.stderr)
+        return EXIT_CONFIG
+    started = time.perf_counter()
+    try:
+        if args.export is not None:
+            report = policy.evaluate_export(args.export, args.config)
+            title = f"policy {args.export}"
+        else:
+            project_dir = args.project_dir or find_project_dir()
+            report = policy.evaluate_stack(args.stack, project_dir, args.config)
+            title = f"policy stack {args.stack}"
+    except (policy.PolicyConfigError, policy.PolicyInputError, policy.PolicyEvaluationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(policy.format_json(report))
+    else:
+        print(policy.format_table(report, title))
+        print(f"done in {time.perf_counter() - started:.2f}s")
+    return report.exit_code
 
 
 if __name__ == "__main__":
