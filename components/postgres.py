@@ -13,6 +13,7 @@ password, database, host, port and url (DATABASE_URL).
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Sequence
@@ -99,6 +100,20 @@ class ObjectStoreBackup:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """Bootstrap a new CloudNativePG cluster from the backups in the object store, optionally to a point in time."""
+
+    source_server_name: str  # the archive to recover from (the old cluster's server name)
+    target_time: str | None = None  # RFC 3339, e.g. "2026-11-24T05:00:00Z"; None: the end of the WAL
+
+    def __post_init__(self) -> None:
+        if self.target_time is not None and not re.match(
+            r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$", self.target_time
+        ):
+            raise ValueError(f"Recovery.target_time must be RFC 3339 with a zone, got {self.target_time!r}")
+
+
+@dataclass(frozen=True)
 class Operator:
     """Install the CloudNativePG operator and Barman Cloud plugin with Helm (pinned), or assume them present."""
 
@@ -127,6 +142,8 @@ class PostgresClusterArgs:
     scrapers: Sequence[kube.NetworkPeer] = ()  # Prometheus: the metrics port
     # cloudnative-pg only
     backup: ObjectStoreBackup | None = None
+    server_name: str | None = None  # name of this cluster's archive in the bucket (default: `name`)
+    recovery: Recovery | None = None  # bootstrap from the archive instead of an empty initdb
     operator: Operator = Operator()
     zone_anti_affinity: Literal["preferred", "required"] = "preferred"
 
@@ -137,6 +154,13 @@ class PostgresClusterArgs:
             raise ValueError(f"PostgresClusterArgs.instances must be >= 1, got {self.instances}")
         if self.mode == "statefulset" and self.backup is not None:
             raise ValueError("PostgresClusterArgs.backup needs mode 'cloudnative-pg' (statefulset mode uses backup CronJobs)")
+        if self.recovery is not None and self.backup is None:
+            raise ValueError("PostgresClusterArgs.recovery needs backup (the object store to recover from)")
+        if self.recovery is not None and self.recovery.source_server_name == (self.server_name or self.name):
+            raise ValueError(
+                "PostgresClusterArgs.server_name must differ from recovery.source_server_name: "
+                "a recovered cluster archives to a new place and never overwrites the backups it came from"
+            )
         for key in ("shared_preload_libraries", "listen_addresses"):
             if key in self.parameters:
                 raise ValueError(f"PostgresClusterArgs.parameters: {key} is managed by the component")
@@ -378,7 +402,7 @@ class PostgresCluster(pulumi.ComponentResource):
             plugins = [{
                 "name": "barman-cloud.cloudnative-pg.io",
                 "isWALArchiver": True,
-                "parameters": {"barmanObjectName": store_name},
+                "parameters": {"barmanObjectName": store_name, "serverName": a.server_name or a.name},
             }]
         spec: dict = {
             "instances": a.instances,
@@ -406,6 +430,20 @@ class PostgresCluster(pulumi.ComponentResource):
             "monitoring": {"enablePodMonitor": False},
             "plugins": plugins,
         }
+        if a.recovery is not None:
+            recovery: dict = {"source": "origin", "database": a.database, "owner": a.app_user,
+                              "secret": {"name": self.secret_name}}
+            if a.recovery.target_time:
+                recovery["recoveryTarget"] = {"targetTime": a.recovery.target_time}
+            spec["bootstrap"] = {"recovery": recovery}
+            spec["externalClusters"] = [{
+                "name": "origin",
+                "plugin": {
+                    "name": "barman-cloud.cloudnative-pg.io",
+                    "parameters": {"barmanObjectName": f"{a.name}-backups",
+                                   "serverName": a.recovery.source_server_name},
+                },
+            }]
         if a.backup is not None and a.backup.service_account_role_arn is not None:
             spec["serviceAccountTemplate"] = {
                 "metadata": {"annotations": {"eks.amazonaws.com/role-arn": a.backup.service_account_role_arn}}

@@ -184,6 +184,12 @@ class BackupSchedule(_Model):
     schedule: str = Field(min_length=9)
 
 
+class PostgresRecoveryConfig(_Model):
+    enabled: bool
+    source_server_name: str
+    target_time: str
+
+
 class PostgresConfig(_Model):
     mode: Literal["statefulset", "cloudnative-pg"]
     instances: int = Field(ge=1, le=9)
@@ -194,6 +200,8 @@ class PostgresConfig(_Model):
     install_operator: bool
     zone_anti_affinity: Literal["preferred", "required"]
     continuous_backup: BackupSchedule
+    server_name: str = Field(min_length=1, max_length=63)
+    recovery: PostgresRecoveryConfig
 
     _image = field_validator("image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
@@ -202,6 +210,13 @@ class PostgresConfig(_Model):
     def _backup_needs_operator(self) -> "PostgresConfig":
         if self.continuous_backup.enabled and self.mode != "cloudnative-pg":
             raise ValueError("continuous_backup needs mode: cloudnative-pg (statefulset mode is backed up by CronJobs)")
+        if self.recovery.enabled and not self.continuous_backup.enabled:
+            raise ValueError("recovery needs continuous_backup.enabled: the cluster recovers from that archive")
+        if self.recovery.enabled and self.recovery.source_server_name == self.server_name:
+            raise ValueError(
+                "recovery.source_server_name must differ from server_name: the recovered cluster archives "
+                "to a new name and never overwrites the backups it recovers from"
+            )
         return self
 
 

@@ -10,7 +10,9 @@ import pulumi
 from components import kube
 from components.app_service import SecretEnv
 from components.object_store import SEED_BUCKETS, ObjectStore, ObjectStoreArgs
-from components.postgres import ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, S3Credentials, Storage
+from components.postgres import (
+    ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, Recovery, S3Credentials, Storage,
+)
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
 from stacks.config import StackConfig
@@ -117,7 +119,9 @@ def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> Dat
             namespace=ns, environment=env, mode=pg.mode, instances=pg.instances, image=pg.image,
             storage=Storage(size=pg.storage_size, storage_class=pg.storage_class or None),
             resources=kube.preset(pg.resources), clients=clients, scrapers=scrapers,
-            backup=backup, operator=Operator(install=pg.install_operator),
+            backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
+            recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
+            if pg.recovery.enabled else None,
             zone_anti_affinity=pg.zone_anti_affinity,
         ),
         opts=opts,

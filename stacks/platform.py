@@ -204,8 +204,7 @@ def app_service_args(
         resources=kube.preset(settings.resources),
         env={**app_env(config, service), **data.env(service.name)},
         secret_env=data.secret_env(service.name),
-        command=["uvicorn"],
-        args=["app.main:app", "--host", "0.0.0.0", "--port", str(service.port), "--no-server-header"],
+        command=["python", "-m", "app", "serve"],
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
         ingress_from=platform_ingress_peers(config),
         egress_to=egress,
@@ -216,6 +215,10 @@ def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, s
     """Non-secret settings of the content engine (its pydantic-settings variables)."""
     return {
         "SERVICE_ROLE": service.name,
+        "PORT": str(service.port),
+        # Only the gateway and Prometheus can reach the pods (NetworkPolicy), so the
+        # X-Forwarded-For they send is trusted: rate limits then see the real client.
+        "FORWARDED_ALLOW_IPS": "*",
         "ENVIRONMENT": _app_environment_name(config.environment),
         "LOG_LEVEL": config.app.log_level,
         "DB_POOL_SIZE": str(config.app.db_pool_size),

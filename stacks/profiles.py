@@ -42,6 +42,10 @@ _POSTGRES = {
     "zone_anti_affinity": "preferred",
     # cloudnative-pg only: base backups + WAL archive to the backup bucket (PITR)
     "continuous_backup": {"enabled": False, "retention_days": 30, "schedule": "0 0 2 * * *"},
+    "server_name": "postgres",  # the cluster's archive name in the backup bucket
+    # cloudnative-pg only: bootstrap from the archive `source_server_name` (optionally to target_time,
+    # RFC 3339) instead of an empty database — the first path of the disaster-recovery runbook.
+    "recovery": {"enabled": False, "source_server_name": "", "target_time": ""},
 }
 _REDIS = {
     "mode": "standalone",

@@ -106,6 +106,11 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
             "aquascene:postgres: continuous_backup needs mode: cloudnative-pg (statefulset mode is backed up by CronJobs)",
         ),
         (
+            {"environment": "prod", "postgres": {"recovery": {"enabled": True, "source_server_name": "postgres"}}},
+            "aquascene:postgres: recovery.source_server_name must differ from server_name: the recovered cluster "
+            "archives to a new name and never overwrites the backups it recovers from",
+        ),
+        (
             {"environment": "dev", "redis": {"mode": "sentinel"}},
             "aquascene:redis.mode: Input should be 'standalone' or 'cluster' (got \"sentinel\")",
         ),

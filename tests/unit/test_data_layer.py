@@ -124,7 +124,8 @@ def test_cloudnative_pg_cluster_with_barman_backups(run_program):
     assert spec["bootstrap"]["initdb"]["secret"] == {"name": "postgres-app"}
     assert spec["bootstrap"]["initdb"]["database"] == "content_engine"
     assert spec["plugins"] == [{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True,
-                                "parameters": {"barmanObjectName": "postgres-backups"}}]
+                                "parameters": {"barmanObjectName": "postgres-backups", "serverName": "postgres"}}]
+    assert "initdb" in spec["bootstrap"] and "externalClusters" not in spec
     assert "backup" not in spec  # the deprecated barmanObjectStore is not used
     store = rec.k8s_object("ObjectStore", "postgres-backups")["spec"]
     assert store["configuration"]["destinationPath"] == "s3://system-backups/postgres/prod"
@@ -135,6 +136,49 @@ def test_cloudnative_pg_cluster_with_barman_backups(run_program):
     releases = {r.plain_inputs["chart"]: r.plain_inputs["version"] for r in rec.of_type("kubernetes:helm.sh/v3:Release")}
     assert releases == {"cloudnative-pg": "0.29.1", "plugin-barman-cloud": "0.8.1"}
     all_valid(rec)
+
+
+def test_cloudnative_pg_recovers_from_its_archive_to_a_point_in_time(run_program):
+    from components.postgres import Recovery
+
+    rec = pg(run_program, mode="cloudnative-pg", instances=3, backup=ObjectStoreBackup("s3://system-backups/postgres/prod"),
+             server_name="postgres-2", recovery=Recovery("postgres", target_time="2026-11-24T05:00:00Z"))
+    spec = rec.k8s_object("Cluster", "postgres")["spec"]
+    assert spec["bootstrap"] == {"recovery": {
+        "source": "origin", "database": "content_engine", "owner": "aquascene", "secret": {"name": "postgres-app"},
+        "recoveryTarget": {"targetTime": "2026-11-24T05:00:00Z"}}}
+    assert spec["externalClusters"] == [{"name": "origin", "plugin": {
+        "name": "barman-cloud.cloudnative-pg.io",
+        "parameters": {"barmanObjectName": "postgres-backups", "serverName": "postgres"}}}]
+    # the recovered cluster archives under a new name: the source backups are never overwritten
+    assert spec["plugins"][0]["parameters"]["serverName"] == "postgres-2"
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(recovery="same-name"), "server_name must differ from recovery.source_server_name"),
+    (dict(recovery="no-backup"), "recovery needs backup"),
+])
+def test_recovery_guards(kw, message):
+    from components.postgres import Recovery
+
+    backup = ObjectStoreBackup("s3://b/p") if kw["recovery"] == "same-name" else None
+    with pytest.raises(ValueError, match=message):
+        PostgresClusterArgs(namespace="ns", environment="prod", mode="cloudnative-pg", backup=backup,
+                            recovery=Recovery("postgres"))
+
+
+def test_recovery_target_time_must_be_rfc3339():
+    from components.postgres import Recovery
+
+    with pytest.raises(ValueError, match="target_time must be RFC 3339"):
+        Recovery("postgres", target_time="yesterday")
+
+
+def test_prod_stack_recovery_switch(run_stack):
+    rec = run_stack("prod", {"postgres": {"server_name": "postgres-2", "recovery": {
+        "enabled": True, "source_server_name": "postgres", "target_time": "2026-11-24T05:00:00Z"}}})
+    spec = rec.k8s_object("Cluster", "postgres")["spec"]
+    assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-24T05:00:00Z"}
 
 
 def test_cloudnative_pg_without_operator_install(run_program):

@@ -35,7 +35,7 @@ def test_five_services_with_their_ports_and_profile(run_stack, env):
         dep = rec.k8s_object("Deployment", service.name, f"aquascene-{env}")
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert container["ports"][0]["containerPort"] == service.port
-        assert str(service.port) in container["args"]
+        assert container["command"] == ["python", "-m", "app", "serve"]
         svc = rec.k8s_object("Service", service.name)
         assert svc["spec"]["ports"][0]["port"] == service.port
         assert dep["spec"].get("replicas") == replicas
@@ -45,6 +45,7 @@ def test_five_services_with_their_ports_and_profile(run_stack, env):
             assert container["resources"]["requests"] == requests
         config = rec.k8s_object("ConfigMap", f"{service.name}-config")["data"]
         assert config["SERVICE_ROLE"] == service.name
+        assert config["PORT"] == str(service.port)
         assert config["LOG_LEVEL"] == log_level
         assert config["DB_POOL_SIZE"] == pool
         hpas = [h for h in rec.kubernetes("HorizontalPodAutoscaler") if h.plain_inputs["metadata"]["name"] == service.name]
