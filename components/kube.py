@@ -123,12 +123,40 @@ def container_security_context(read_only_root: bool = True) -> Manifest:
 
 def restricted_namespace_labels(kubernetes_version: str) -> dict[str, str]:
     """Pod Security Admission labels: enforce, audit and warn at `restricted`."""
+    return pod_security_labels("restricted", kubernetes_version)
+
+
+POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
+
+
+def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
+    """Pod Security Admission labels: enforce, audit and warn at `level`.
+
+    Anything below `restricted` is for node-level agents only, in a namespace
+    of their own, and named as an exception by the policy pack.
+    """
+    if level not in POD_SECURITY_LEVELS:
+        raise ValueError(f"unknown Pod Security level {level!r}; allowed: {', '.join(POD_SECURITY_LEVELS)}")
     version = f"v{kubernetes_version}"
     labels: dict[str, str] = {}
     for mode in ("enforce", "audit", "warn"):
-        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
         labels[f"pod-security.kubernetes.io/{mode}-version"] = version
     return labels
+
+
+def namespace_metadata(name: str, environment: str, level: str, kubernetes_version: str) -> Manifest:
+    """A namespace's metadata: the shared labels plus its Pod Security level."""
+    return {"name": name, "labels": {**namespace_labels(environment), **pod_security_labels(level, kubernetes_version)}}
+
+
+def namespace_labels(environment: str) -> dict[str, str]:
+    """Labels of namespace-wide objects (namespaces, default-deny policies)."""
+    return {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": MANAGED_BY, ENVIRONMENT_LABEL: environment}
+
+
+# Selects every pod and allows nothing: each component then opens only what it serves.
+DEFAULT_DENY_SPEC: Manifest = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
 def tmp_volume(size_limit: str = "256Mi") -> tuple[Manifest, Manifest]:
@@ -170,6 +198,17 @@ def http_probe(path: str, port: int | str, timing: ProbeTiming) -> Manifest:
 def exec_probe(command: Sequence[str], timing: ProbeTiming) -> Manifest:
     return {
         "exec": {"command": list(command)},
+        "periodSeconds": timing.period_seconds,
+        "timeoutSeconds": timing.timeout_seconds,
+        "failureThreshold": timing.failure_threshold,
+        "successThreshold": timing.success_threshold,
+    }
+
+
+def tcp_probe(port: int | str, timing: ProbeTiming) -> Manifest:
+    """For servers without a cheap health endpoint: is the port accepting connections."""
+    return {
+        "tcpSocket": {"port": port},
         "periodSeconds": timing.period_seconds,
         "timeoutSeconds": timing.timeout_seconds,
         "failureThreshold": timing.failure_threshold,
