@@ -150,7 +150,7 @@ def pdb_allows_disruption(args: StackValidationArgs, config: Mapping[str, Any]) 
         pdb_ref = k8s.ref(pdb.resource_type, pdb.props, pdb.name)
         max_unavailable, min_available = spec.get("maxUnavailable"), spec.get("minAvailable")
         if max_unavailable is not None and str(_plain_number(max_unavailable)) in ("0", "0%"):
-            yield pdb.urn, f"{pdb_ref}: maxUnavailable {max_unavailable} allows no voluntary disruption"
+            yield pdb.urn, f"{pdb_ref}: maxUnavailable {_plain_number(max_unavailable)} allows no voluntary disruption"
             continue
         if min_available is None:
             continue
