@@ -54,9 +54,9 @@ psql_admin() { as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -p "${PG_P
 
 if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '${PG_ROLE}'")" != "1" ]; then
   log "creating role ${PG_ROLE}"
-  psql_admin -c "CREATE ROLE \"${PG_ROLE}\" LOGIN PASSWORD '${PG_PASSWORD}'"
+  psql_admin -c "CREATE ROLE \"${PG_ROLE}\" LOGIN CREATEDB PASSWORD '${PG_PASSWORD}'"
 else
-  psql_admin -c "ALTER ROLE \"${PG_ROLE}\" LOGIN PASSWORD '${PG_PASSWORD}'"
+  psql_admin -c "ALTER ROLE \"${PG_ROLE}\" LOGIN CREATEDB PASSWORD '${PG_PASSWORD}'"
 fi
 if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '${PG_DATABASE}'")" != "1" ]; then
   log "creating database ${PG_DATABASE}"

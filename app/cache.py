@@ -148,6 +148,41 @@ class MemoryStore:
         self._data.clear()
 
 
+class LocalCache:
+    """Small per-process TTL cache in front of the shared store for hot reads.
+
+    Entries live ``ttl`` seconds at most, so another replica's write is seen
+    within that time; writes on this process invalidate immediately.
+    """
+
+    def __init__(self, ttl: float, max_items: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_items = max_items
+        self._data: dict[str, tuple[float, bytes]] = {}
+
+    def get(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return item[1]
+
+    def set(self, key: str, value: bytes) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._data) >= self.max_items:
+            now = time.monotonic()
+            self._data = {k: v for k, v in self._data.items() if v[0] > now}
+            while len(self._data) >= self.max_items:
+                del self._data[next(iter(self._data))]
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
 def create_store(redis_url: str | None, timeout: float) -> KeyValueStore:
     return RedisStore(redis_url, timeout) if redis_url else MemoryStore()
 

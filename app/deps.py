@@ -40,14 +40,25 @@ def _check_key(candidate: str, keys: list[str]) -> bool:
     return matched
 
 
-async def identify(request: Request) -> Caller:
+def caller_of(request: Request) -> Caller:
+    """Who is calling: an API-key holder or an anonymous client IP (computed once per request)."""
+    cached = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
     supplied = request.headers.get("x-api-key")
     services = services_of(request)
     if supplied and _check_key(supplied, services.settings.api_key_list):
         digest = hashlib.sha256(supplied.encode()).hexdigest()[:16]
-        return Caller(True, True, f"key:{digest}")
-    host = request.client.host if request.client else "unknown"
-    return Caller(False, supplied is not None, f"ip:{host}")
+        caller = Caller(True, True, f"key:{digest}")
+    else:
+        host = request.client.host if request.client else "unknown"
+        caller = Caller(False, supplied is not None, f"ip:{host}")
+    request.state.caller = caller
+    return caller
+
+
+async def identify(request: Request) -> Caller:
+    return caller_of(request)
 
 
 async def require_api_key(caller: Caller = Depends(identify)) -> Caller:
@@ -57,24 +68,31 @@ async def require_api_key(caller: Caller = Depends(identify)) -> Caller:
     return caller
 
 
+async def enforce_rate_limit(request: Request, setting: str = "rate_limit_per_minute") -> Caller:
+    """Count the request against the caller's limit for this route; 429 when exceeded."""
+    services = services_of(request)
+    caller = caller_of(request)
+    limit: int = getattr(services.settings, setting)
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    result = await services.limiter.hit(f"{request.method}:{path}:{caller.client_id}", limit)
+    if not result.allowed:
+        raise ApiError(
+            429,
+            f"rate limit exceeded: {limit} requests per minute; retry in {result.retry_after}s",
+            {"Retry-After": str(result.retry_after)},
+        )
+    return caller
+
+
 class RateLimit:
-    """Per client and route fixed-window limit; 429 with Retry-After when exceeded."""
+    """Dependency form of :func:`enforce_rate_limit` (per client and route)."""
 
     def __init__(self, setting: str = "rate_limit_per_minute") -> None:
         self.setting = setting
 
-    async def __call__(self, request: Request, caller: Caller = Depends(identify)) -> None:
-        services = services_of(request)
-        limit: int = getattr(services.settings, self.setting)
-        route = request.scope.get("route")
-        path = getattr(route, "path", request.url.path)
-        result = await services.limiter.hit(f"{request.method}:{path}:{caller.client_id}", limit)
-        if not result.allowed:
-            raise ApiError(
-                429,
-                f"rate limit exceeded: {limit} requests per minute; retry in {result.retry_after}s",
-                {"Retry-After": str(result.retry_after)},
-            )
+    async def __call__(self, request: Request) -> Caller:
+        return await enforce_rate_limit(request, self.setting)
 
 
 rate_limit = RateLimit()

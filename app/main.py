@@ -58,7 +58,7 @@ class BodySizeLimitMiddleware:
 
 
 ROLE_ROUTERS = {
-    Role.CONTENT_MANAGER: [content.router, content.files_router],
+    Role.CONTENT_MANAGER: [content.read_router, content.router, content.files_router],
     Role.AI_PROCESSOR: [generation.router],
     Role.WEB_SCRAPER: [scraping.router],
     Role.DISTRIBUTOR: [newsletters.router],

@@ -48,6 +48,8 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, log_requests: bool = True) -> None:
         self.app = app
         self.log_requests = log_requests
+        # Label lookups cached per (method, route template, status): bounded by the routes.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,8 +79,12 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or UNMATCHED
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_DURATION.labels(method, path).observe(elapsed)
+            series = self._series.get((method, path, status))
+            if series is None:
+                series = (HTTP_REQUESTS.labels(method, path, str(status)), HTTP_DURATION.labels(method, path))
+                self._series[(method, path, status)] = series
+            series[0].inc()
+            series[1].observe(elapsed)
             if self.log_requests and log.isEnabledFor(logging.INFO):
                 log.info(
                     "%s %s %s",

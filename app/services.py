@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from app.cache import KeyValueStore, RateLimiter, create_store
+from app.cache import KeyValueStore, LocalCache, RateLimiter, create_store
 from app.db import Database
 from app.providers import Provider, create_provider
 from app.settings import Settings
@@ -23,6 +23,7 @@ class Services:
     storage: Storage
     http: httpx.AsyncClient
     provider: Provider
+    local_cache: LocalCache
     started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -41,6 +42,7 @@ class Services:
             storage=create_storage(settings),
             http=http,
             provider=create_provider(settings, http),
+            local_cache=LocalCache(settings.content_local_cache_ttl),
         )
 
     def cache_key(self, *parts: str) -> str:

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_timeout: PositiveFloat = 2.0
     content_cache_ttl: PositiveInt = 60
+    # Per-process cache in front of Redis for content reads (0 disables).
+    content_local_cache_ttl: float = Field(default=2.0, ge=0, le=60)
 
     # --- object storage -----------------------------------------------------
     storage_backend: Literal["local", "s3"] | None = None

@@ -11,7 +11,7 @@ p50 and p99 for ``GET /api/v1/content/{id}`` (cached reads) and
     .venv/bin/python benchmarks/bench_app.py [--duration 10] [--concurrency 32]
 
 PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL (default:
-the test services, Redis DB 14); start them with `sudo bash .ci/services.sh`.
+the test services, Redis DB 13); start them with `sudo bash .ci/services.sh`.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main() -> None:
         "BENCH_DATABASE_URL",
         os.environ.get("TEST_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test"),
     )
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
