@@ -19,7 +19,7 @@ protects the bucket and its siblings (children inherit `protect`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 

@@ -121,6 +121,11 @@ class ServiceAccountRole(pulumi.ComponentResource):
 # ----------------------------------------------------------- policy builders
 
 
+def _join(arn: pulumi.Input[str], suffix: str) -> pulumi.Input[str]:
+    """`arn` + `suffix`; plain strings stay plain, so policies of known ARNs need no engine."""
+    return arn + suffix if isinstance(arn, str) else pulumi.Output.concat(arn, suffix)
+
+
 def _clean_prefix(prefix: str, field_name: str) -> str:
     cleaned = prefix.strip("/")
     if not cleaned or "*" in cleaned or "?" in cleaned:
@@ -145,7 +150,7 @@ def backup_jobs_policy(bucket_arn: pulumi.Input[str], prefixes: Sequence[str],
     if not prefixes:
         raise ValueError("backup_jobs_policy: prefixes must not be empty")
     clean = [_clean_prefix(p, "backup_jobs_policy") for p in prefixes]
-    objects = [pulumi.Output.concat(bucket_arn, f"/{p}/*") for p in clean]
+    objects = [_join(bucket_arn, f"/{p}/*") for p in clean]
     listing = [v for p in clean for v in (f"{p}/", f"{p}/*")]
     return PolicyDocument([
         Statement(
@@ -164,7 +169,7 @@ def content_engine_policy(bucket_arns: Sequence[pulumi.Input[str]],
     """The content engine: list, read, write and delete objects in its content buckets only."""
     if not bucket_arns:
         raise ValueError("content_engine_policy: bucket_arns must not be empty")
-    objects = [pulumi.Output.concat(arn, "/*") for arn in bucket_arns]
+    objects = [_join(arn, "/*") for arn in bucket_arns]
     return PolicyDocument([
         Statement(sid="ListContentBuckets", actions=["s3:GetBucketLocation", "s3:ListBucket"],
                   resources=list(bucket_arns)),
