@@ -333,6 +333,12 @@ def evaluate(
     by_urn = {s.urn: s for s in states}
     inputs = {s.urn: engine_properties(s.inputs or s.outputs) for s in states}
     outputs = {s.urn: engine_properties(s.outputs or s.inputs) for s in states}
+    # The server wraps the properties afresh for every policy; the rules never write to
+    # them, so one wrapping per resource (and one stack view) serves every policy here.
+    resource_args = {
+        s.urn: (unknown_checking_proxy(inputs[s.urn]), _options(s), _provider(s, by_urn, inputs)) for s in states
+    }
+    stack_resources: Optional[list[PolicyResource]] = None
     findings: list[Finding] = []
     active = 0
     for policy in policies:
@@ -345,19 +351,15 @@ def evaluate(
         policy_config = config.policy_config(policy.name)
         if isinstance(policy, ResourceValidationPolicy):
             for state in states:
+                props, options, provider = resource_args[state.urn]
                 args = ResourceValidationArgs(
-                    state.type,
-                    unknown_checking_proxy(inputs[state.urn]),
-                    state.urn,
-                    state.name,
-                    _options(state),
-                    _provider(state, by_urn, inputs),
-                    policy_config,
-                    {},
+                    state.type, props, state.urn, state.name, options, provider, policy_config, {}
                 )
                 _run(policy, args, _Reporter(policy, level, state.urn, findings), findings, state.urn)
         elif isinstance(policy, StackValidationPolicy):
-            args = StackValidationArgs(_stack_resources(states, by_urn, outputs, inputs), policy_config, {})
+            if stack_resources is None:
+                stack_resources = _stack_resources(states, by_urn, outputs, inputs)
+            args = StackValidationArgs(stack_resources, policy_config, {})
             _run(policy, args, _Reporter(policy, level, "", findings), findings, "")
     findings.sort(key=lambda f: (_ORDER.get(f.level, 3), f.policy, f.urn, f.message))
     return PolicyReport(findings=findings, resources=len(states), policies=active, config=config.source)
