@@ -731,3 +731,76 @@ def test_live_objects_are_judged_by_what_pulumi_declared_not_by_server_defaults(
     assert [f.message for f in run("hpa-owns-replicas", [deployment(live(True), replicas=4), hpa(3)]).findings] == [
         f"{DEP}: sets spec.replicas although HorizontalPodAutoscaler api manages its scale"
     ]
+
+
+# ------------------------------------------------- real SDK resources (engine names)
+
+
+def test_aws_rules_read_the_properties_the_real_sdk_registers(run_program):
+    """pulumi-aws v7 resources under the recording engine: the rules see the engine's property names."""
+    import pulumi_aws as aws
+
+    from stacks.policy import states_from_recording
+
+    def program():
+        b = aws.s3.Bucket("uploads")
+        aws.s3.BucketVersioning("uploads", bucket=b.id, versioning_configuration={"status": "Enabled"})
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            "uploads", bucket=b.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}}])
+        aws.s3.BucketPublicAccessBlock("uploads", bucket=b.id, block_public_acls=True, block_public_policy=True,
+                                       ignore_public_acls=True, restrict_public_buckets=False)
+        aws.s3.BucketLifecycleConfiguration("uploads", bucket=b.id, rules=[{"id": "x", "status": "Enabled"}])
+        aws.rds.Instance("db", instance_class="db.t3.micro", storage_encrypted=True, multi_az=False,
+                         backup_retention_period=3, publicly_accessible=True, deletion_protection=True)
+        aws.eks.Cluster("eks", role_arn="arn:aws:iam::1:role/eks",
+                        vpc_config={"subnet_ids": ["s1"], "endpoint_private_access": True,
+                                    "endpoint_public_access": True, "public_access_cidrs": ["0.0.0.0/0"]},
+                        encryption_config={"provider": {"key_arn": "arn:aws:kms:eu-west-1:1:key/k"},
+                                           "resources": ["secrets"]},
+                        enabled_cluster_log_types=["api", "audit"])
+        lb = aws.ec2.SecurityGroup("public-lb")
+        aws.vpc.SecurityGroupIngressRule("https", security_group_id=lb.id, cidr_ipv4="0.0.0.0/0",
+                                         ip_protocol="tcp", from_port=443, to_port=443)
+        aws.ec2.SecurityGroupRule("range", type="ingress", security_group_id=lb.id, cidr_blocks=["0.0.0.0/0"],
+                                  protocol="tcp", from_port=80, to_port=443)
+        aws.iam.RolePolicy("jobs", role="r", policy='{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}')
+        aws.kms.Key("data", enable_key_rotation=False)
+
+    report = evaluate(states_from_recording(run_program(program)), PackConfig())
+    found = sorted((f.policy, f.message) for f in report.findings)
+    assert found == [
+        ("eks-control-plane-logging", "Cluster eks: control-plane log types not enabled: authenticator"),
+        ("eks-private-endpoint", "Cluster eks: the public API endpoint is open to 0.0.0.0/0; "
+                                 "set endpointPublicAccess: false or restrict publicAccessCidrs"),
+        ("iam-no-wildcard-actions", 'RolePolicy jobs: policy statement 0 allows "s3:*"'),
+        ("kms-key-rotation", "Key data: enableKeyRotation is not true"),
+        ("rds-backup-retention", "Instance db: backupRetentionPeriod 3 is below 7 days"),
+        ("rds-multi-az", "Instance db: multiAz is not true"),
+        ("rds-not-public", "Instance db: publiclyAccessible is true"),
+        ("s3-public-access-block", "Bucket uploads: the public access block does not set restrictPublicBuckets"),
+        ("sg-no-public-ingress", "SecurityGroupRule range: ingress tcp 80-443 from 0.0.0.0/0 "
+                                 "(only single tcp ports 80, 443 may be public)"),
+    ]
+
+
+def test_the_aws_components_secure_defaults_pass_every_rule(run_program):
+    """The platform's own AWS components, with their defaults, comply with the pack."""
+    from components.aws import (AwsTags, EksCluster, EksClusterArgs, Network, NetworkArgs, RdsPostgres,
+                                RdsPostgresArgs, SecureBucket, backup_bucket_args)
+    from stacks.policy import load_pack_config, states_from_recording
+
+    def program():
+        tags = AwsTags("aquascene", "prod")
+        Network("net", NetworkArgs(tags=tags, cluster_name="aquascene-prod"))
+        EksCluster("eks", EksClusterArgs(cluster_name="aquascene-prod", kubernetes_version="1.33",
+                                         vpc_id="vpc-1", subnet_ids=["s1", "s2"], tags=tags))
+        SecureBucket("backups", backup_bucket_args(tags))
+        RdsPostgres("db", RdsPostgresArgs(vpc_id="vpc-1", subnet_ids=["s1", "s2"],
+                                          allowed_security_group_ids=["sg-1"], tags=tags))
+
+    from tests.conftest import REPO
+
+    config = load_pack_config(REPO / "policies" / "config" / "prod.json")
+    report = evaluate(states_from_recording(run_program(program)), config)
+    assert [(f.policy, f.message) for f in report.findings] == []
