@@ -305,16 +305,22 @@ def restore_postgres(store: BackupStore, entry: Entry, work: Path, target_db: st
               "restored_database": fresh, "rows": sum(counts.values()), "tables": len(counts)}
     if target_db:
         return {**result, "swapped": False}
-    previous = f"{pg.database}_pre_restore_{entry.id.lower()[:15]}"
+    previous: str | None = f"{pg.database}_pre_restore_{entry.id.lower()[:15]}"
     with pg.connect("postgres") as admin:
-        # Sessions on the live database would block the rename; they reconnect to the restored one.
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE datname = %s AND pid <> pg_backend_pid()", (pg.database,))
-        admin.execute(f'ALTER DATABASE "{pg.database}" RENAME TO "{previous}"')
+        live_exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,)).fetchone()
+        if live_exists:
+            # Sessions on the live database would block the rename; they reconnect to the restored one.
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s AND pid <> pg_backend_pid()", (pg.database,))
+            # Kept, never dropped: the operator removes it once the restore is accepted.
+            admin.execute(f'ALTER DATABASE "{pg.database}" RENAME TO "{previous}"')
+        else:
+            previous = None  # the live database is gone (the disaster itself): nothing to keep
         try:
             admin.execute(f'ALTER DATABASE "{fresh}" RENAME TO "{pg.database}"')
         except Exception:
-            admin.execute(f'ALTER DATABASE "{previous}" RENAME TO "{pg.database}"')
+            if previous:
+                admin.execute(f'ALTER DATABASE "{previous}" RENAME TO "{pg.database}"')
             raise
     return {**result, "restored_database": pg.database, "swapped": True, "previous_database": previous}
 
