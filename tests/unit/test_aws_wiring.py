@@ -92,3 +92,13 @@ def test_every_taggable_aws_resource_carries_the_common_tags(run_program):
         tags = r.plain_inputs.get("tags", {})
         assert (tags.get("Project"), tags.get("Environment"), tags.get("ManagedBy")) == (
             "aquascene", "test", "pulumi"), r.name
+
+
+def test_the_policy_pack_finds_nothing_in_the_aws_layer(run_program):
+    from stacks.policy import evaluate, states_from_recording
+
+    rec = run_program(prod_like)
+    aws_urns = {r.urn for r in rec.resources if r.type.startswith("aws:")}
+    report = evaluate(states_from_recording(rec))
+    assert report.policies > 0
+    assert [f for f in report.findings if f.urn in aws_urns or f.urn == ""] == []
