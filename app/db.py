@@ -66,7 +66,7 @@ def create_app_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=1800,
         pool_timeout=10,
         connect_args={"connect_timeout": settings.db_connect_timeout},

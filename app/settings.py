@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
     db_connect_timeout: PositiveInt = 5
+    # Test each pooled connection before use (one extra round trip per checkout).
+    db_pool_pre_ping: bool = True
     auto_migrate: bool | None = None
 
     # --- redis --------------------------------------------------------------

@@ -11,7 +11,8 @@ p50 and p99 for ``GET /api/v1/content/{id}`` (cached reads) and
     .venv/bin/python benchmarks/bench_app.py [--duration 10] [--concurrency 32]
 
 PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL (default:
-the test services, Redis DB 13); start them with `sudo bash .ci/services.sh`.
+database ``aquascene_bench`` on the test server, created when missing, and
+Redis DB 13); start the servers with `sudo bash .ci/services.sh`.
 """
 
 from __future__ import annotations
@@ -147,6 +148,18 @@ def _start(target: str, port: int, env: dict[str, str], app_dir: str) -> subproc
     )
 
 
+def _ensure_database(url: str) -> None:
+    """Create the benchmark's own database (kept apart from the test database) if missing."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{parsed.database}"')
+
+
 def _get(path: str, port: int) -> str:
     return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"
 
@@ -199,9 +212,9 @@ def main() -> None:
         return
 
     database_url = os.environ.get(
-        "BENCH_DATABASE_URL",
-        os.environ.get("TEST_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test"),
+        "BENCH_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_bench"
     )
+    _ensure_database(database_url)
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -134,24 +134,33 @@ async def create_content(
 ) -> Response:
     async def create() -> Response:
         now = utcnow()
-        content = Content(
-            id=uuid.uuid4(),
-            title=payload.title,
-            body=payload.body,
-            content_type=payload.content_type.value,
-            status=payload.status.value,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            published_at=now if payload.status == ContentStatus.PUBLISHED else None,
-            tags=[ContentTag(tag=tag, position=i) for i, tag in enumerate(payload.tags)],
-        )
+        content_id = uuid.uuid4()
+        row = {
+            "id": content_id,
+            "title": payload.title,
+            "body": payload.body,
+            "content_type": payload.content_type.value,
+            "status": payload.status.value,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "published_at": now if payload.status == ContentStatus.PUBLISHED else None,
+        }
+        # Core inserts (no ORM unit of work): the content row and its tags, one transaction.
         async with services.db.transaction() as session:
-            session.add(content)
-        out = content_out(content)
-        return json_response(
-            out, 201, {"Location": f"/api/v1/content/{content.id}", "ETag": etag_for(out.version)}
+            await session.execute(insert(Content).values(**row))
+            if payload.tags:
+                await session.execute(
+                    insert(ContentTag),
+                    [{"content_id": content_id, "tag": t, "position": i} for i, t in enumerate(payload.tags)],
+                )
+        out = ContentOut(
+            **{**row, "content_type": payload.content_type, "status": payload.status},
+            tags=payload.tags,
+            quality_score=None,
+            generation=None,
         )
+        return json_response(out, 201, {"Location": f"/api/v1/content/{content_id}", "ETag": etag_for(1)})
 
     return await run_idempotent(request, services, caller, await request.body(), create)
 
