@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 from pulumi_policy import PolicyResource, ResourceValidationArgs, StackValidationArgs
 
 from . import k8s
-from .core import as_list, as_map, dig, fmt_number, is_map, listing, number
+from .core import as_list, as_map, dig, fmt_number, listing, number
 from .workloads import objects, workloads
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
