@@ -261,9 +261,9 @@ class AnthropicProvider(_HttpProvider):
 
 
 def create_provider(settings: Settings, client: httpx.AsyncClient) -> Provider:
-    if settings.generation_provider == "openai":
+    if settings.resolved_provider == "openai":
         return OpenAIProvider(settings, client)
-    if settings.generation_provider == "anthropic":
+    if settings.resolved_provider == "anthropic":
         return AnthropicProvider(settings, client)
     return LocalProvider()
 

@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     max_asset_bytes: PositiveInt = 10 * 1024 * 1024
 
     # --- generation ---------------------------------------------------------
-    generation_provider: Literal["local", "openai", "anthropic"] = "local"
+    # Unset: openai when OPENAI_API_KEY is set, else anthropic when ANTHROPIC_API_KEY is set, else local.
+    generation_provider: Literal["local", "openai", "anthropic"] | None = None
     generation_timeout_seconds: PositiveFloat = 60.0
     generation_cache_ttl: PositiveInt = 24 * 3600
     openai_api_key: str | None = None
@@ -228,6 +229,14 @@ class Settings(BaseSettings):
         # Used to sign local-store download URLs; a per-process key is fine for
         # a single local instance, set SECRET_KEY when running several.
         return (self.secret_key or secrets.token_hex(32)).encode()
+
+    @property
+    def resolved_provider(self) -> str:
+        if self.generation_provider:
+            return self.generation_provider
+        if self.openai_api_key:
+            return "openai"
+        return "anthropic" if self.anthropic_api_key else "local"
 
     @property
     def resolved_storage_backend(self) -> str:

@@ -209,6 +209,14 @@ def test_database_url_forms():
     assert async_url("sqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"
 
 
+def test_generation_provider_follows_the_keys(embedded_settings):
+    base = {**embedded_settings, "generation_provider": None, "openai_api_key": None, "anthropic_api_key": None}
+    assert load_settings(**base).resolved_provider == "local"
+    assert load_settings(**{**base, "anthropic_api_key": "a"}).resolved_provider == "anthropic"
+    assert load_settings(**{**base, "anthropic_api_key": "a", "openai_api_key": "o"}).resolved_provider == "openai"
+    assert load_settings(**{**base, "openai_api_key": "o", "generation_provider": "local"}).resolved_provider == "local"
+
+
 def test_json_logs_outside_development(embedded_settings):
     assert load_settings(**{**embedded_settings, "environment": "staging"}).json_logs
     assert not load_settings(**{**embedded_settings, "environment": "development"}).json_logs
