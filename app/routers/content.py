@@ -468,7 +468,11 @@ async def download_local_file(
 ) -> Response:
     """Serves presigned URLs of the local directory store (the S3 store uses S3's own)."""
     storage = services.storage
-    if not isinstance(storage, LocalStorage) or not storage.verify(bucket, key, expires, signature):
+    if (
+        not isinstance(storage, LocalStorage)
+        or bucket != services.settings.s3_bucket_assets
+        or not storage.verify(bucket, key, expires, signature)
+    ):
         raise ApiError(403, "invalid or expired signature")
     try:
         data = await anyio.to_thread.run_sync(storage.read, bucket, key)

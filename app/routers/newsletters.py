@@ -255,19 +255,19 @@ async def deliver_newsletter(services: Services, newsletter_id: uuid.UUID) -> No
                 if sub_status != "confirmed":
                     await _finish(services, delivery_id, "skipped", "subscriber is no longer confirmed")
                     continue
-                message = build_message(
-                    settings,
-                    to=email,
-                    subject=subject,
-                    text=render_newsletter(subject, items, unsubscribe_token, settings.public_base_url),
-                    headers={
-                        "List-Unsubscribe": f"<{settings.public_base_url}/subscribe/unsubscribe?token={unsubscribe_token}>",
-                    },
-                    message_id=f"<{newsletter_id}.{subscriber_id}@aquascene.bg>",
-                )
                 try:
+                    message = build_message(
+                        settings,
+                        to=email,
+                        subject=subject,
+                        text=render_newsletter(subject, items, unsubscribe_token, settings.public_base_url),
+                        headers={
+                            "List-Unsubscribe": f"<{settings.public_base_url}/subscribe/unsubscribe?token={unsubscribe_token}>",
+                        },
+                        message_id=f"<{newsletter_id}.{subscriber_id}@aquascene.bg>",
+                    )
                     await anyio.to_thread.run_sync(mail.send, message)
-                except MailError as exc:
+                except (MailError, ValueError) as exc:
                     await _finish(services, delivery_id, "failed", str(exc)[:1000])
                 else:
                     await _finish(services, delivery_id, "sent", None)

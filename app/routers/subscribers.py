@@ -58,7 +58,11 @@ async def subscribe(payload: SubscriberCreate, services: Annotated[Services, Dep
     try:
         async with services.db.transaction() as session:
             sub = await session.scalar(select(Subscriber).where(Subscriber.email == email))
-            if sub is not None and sub.status in ("pending", "confirmed"):
+            created = sub is None
+            if sub is not None and (
+                sub.status == "confirmed"
+                or (sub.status == "pending" and sub.confirm_expires_at is not None and sub.confirm_expires_at > now)
+            ):
                 return _json(_subscription(sub), 200)  # duplicate: same subscriber, no second mail
             if sub is None:
                 sub = Subscriber(id=uuid.uuid4(), email=email, unsubscribe_token=secrets.token_urlsafe(32), created_at=now)
@@ -96,7 +100,7 @@ async def subscribe(payload: SubscriberCreate, services: Annotated[Services, Dep
         if sub is None:
             raise
         return _json(_subscription(sub), 200)
-    return _json(_subscription(sub), 201)
+    return _json(_subscription(sub), 201 if created else 200)
 
 
 @router.post("/confirm", response_model=Subscription)

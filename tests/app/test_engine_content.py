@@ -61,6 +61,7 @@ def test_create_returns_201_and_writes_one_row_with_tags(client, backend):
         ({"title": "t", "body": "b", "content_type": "guide", "status": "archived"},
          "status: Input should be 'draft' or 'published'"),
         ({"body": "b", "content_type": "guide"}, "title: field required"),
+        ({"title": "two\nlines", "body": "b", "content_type": "guide"}, "title: must not contain line breaks"),
         ({"title": "t", "body": "b", "content_type": "guide", "author": "x"}, "author: Extra inputs are not permitted"),
     ],
 )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from engine_support import AUTH, free_port
 
@@ -66,8 +68,25 @@ def test_unsubscribe_and_resubscribe(client, backend, mailbox):
     assert gone.status_code == 200 and gone.json() == {**sub, "status": "unsubscribed"}
     mailbox.clear()
     back = client.post("/api/v1/subscribers", json={"email": "leave@example.com"})
-    assert back.status_code == 201 and back.json()["status"] == "pending" and back.json()["id"] == sub["id"]
+    assert back.status_code == 200 and back.json()["status"] == "pending" and back.json()["id"] == sub["id"]
     assert len(mailbox.to("leave@example.com")) == 1
+
+
+def test_expired_pending_subscription_gets_a_new_token(client, backend, mailbox):
+    client.post("/api/v1/subscribers", json={"email": "late@example.com"})
+    old_token = confirmation_token(mailbox, "late@example.com")
+    with backend.engine.begin() as conn:
+        conn.execute(text("UPDATE subscribers SET confirm_expires_at = :t"), {"t": datetime(2000, 1, 1, tzinfo=UTC)})
+    expired = client.post("/api/v1/subscribers/confirm", json={"token": old_token})
+    assert expired.status_code == 410
+    assert expired.json()["detail"] == "token: confirmation token has expired; subscribe again"
+    mailbox.clear()
+    again = client.post("/api/v1/subscribers", json={"email": "late@example.com"})
+    assert again.status_code == 200 and again.json()["status"] == "pending"
+    new_token = confirmation_token(mailbox, "late@example.com")
+    assert new_token != old_token
+    assert client.post("/api/v1/subscribers/confirm", json={"token": new_token}).json()["status"] == "confirmed"
+    assert backend.count("subscribers") == 1
 
 
 @pytest.mark.parametrize(
@@ -200,6 +219,7 @@ def test_bad_newsletters_are_rejected_and_nothing_written(client, backend):
         ({"subject": "S", "content_ids": [draft]}, 422, f"content_ids: content must be published first: {draft}"),
         ({"subject": "S", "content_ids": []}, 422, "content_ids: List should have at least 1 item after validation, not 0"),
         ({"subject": "", "content_ids": [draft]}, 422, "subject: String should have at least 1 character"),
+        ({"subject": "Hi\nBcc: x@evil.test", "content_ids": [draft]}, 422, "subject: must not contain line breaks"),
     ]
     for payload, status, message in cases:
         response = client.post("/api/v1/newsletters", json=payload, headers=AUTH)
