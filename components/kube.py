@@ -64,6 +64,12 @@ class Identity:
         }
 
 
+def image_version(image: str) -> str:
+    """The tag of an image reference (`registry/name:tag@sha256:...` -> `tag`), for the version label."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[-1] if ":" in name.rsplit("/", 1)[-1] else "untagged"
+
+
 def label_value(value: str) -> str:
     """A label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends."""
     cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in value)[:63]

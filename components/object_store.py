@@ -25,6 +25,9 @@ from components import kube
 from components.credentials import generated_password
 
 API_PORT = 9000
+# The community-maintained MinIO fork (MinIO's own repository is archived).
+IMAGE = "docker.io/pgsty/minio:RELEASE.2026-08-04T00-00-00Z"
+CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2026-09-16T00-00-00Z"
 CONSOLE_PORT = 9001
 
 
@@ -59,8 +62,8 @@ class ObjectStoreArgs:
     mode: Literal["single", "distributed"] = "single"
     name: str = "object-store"
     nodes: int = 4  # distributed mode
-    image: str = "docker.io/pgsty/minio:RELEASE.2026-08-04T00-00-00Z"
-    client_image: str = "docker.io/pgsty/mc:RELEASE.2026-09-16T00-00-00Z"
+    image: str = IMAGE
+    client_image: str = CLIENT_IMAGE
     storage_size: str = "50Gi"
     storage_class: str | None = None
     resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
@@ -95,7 +98,7 @@ class ObjectStore(pulumi.ComponentResource):
         super().__init__("aquascene:data:ObjectStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.identity = kube.Identity(name=args.name, component="object-store", environment=args.environment,
-                                      version=args.image.rsplit(":", 1)[-1])
+                                      version=kube.image_version(args.image))
         labels, selector = self.identity.labels(), self.identity.selector()
         meta = lambda n, lbl=labels: kube.metadata(n, args.namespace, lbl)  # noqa: E731
         headless = f"{args.name}-headless"

@@ -25,6 +25,9 @@ from components import kube
 from components.credentials import generated_password
 
 PORT = 5432
+IMAGE = "docker.io/library/postgres:17.6"
+CLOUDNATIVE_PG_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.6"
+EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
 EXPORTER_PORT = 9187  # postgres_exporter, and CloudNativePG's built-in metrics port
 CONF_DIR = "/etc/postgresql/conf.d"
 PGDATA = "/var/lib/postgresql/data/pgdata"  # a subdirectory, so the volume's lost+found is not in it
@@ -131,13 +134,13 @@ class PostgresClusterArgs:
     mode: Literal["statefulset", "cloudnative-pg"] = "statefulset"
     name: str = "postgres"
     instances: int = 1  # statefulset: 1 primary + (instances - 1) streaming replicas
-    image: str = "docker.io/library/postgres:17.6"
+    image: str = IMAGE
     database: str = "content_engine"
     app_user: str = "aquascene"
     storage: Storage = Storage()
     resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
     parameters: Mapping[str, str] = field(default_factory=lambda: dict(SEED_PARAMETERS))
-    exporter_image: str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+    exporter_image: str = EXPORTER_IMAGE
     clients: Sequence[kube.NetworkPeer] = ()  # apps and backup jobs: port 5432
     scrapers: Sequence[kube.NetworkPeer] = ()  # Prometheus: the metrics port
     # cloudnative-pg only
@@ -179,7 +182,7 @@ class PostgresCluster(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
         self.identity = kube.Identity(name=args.name, component="database", environment=args.environment,
-                                      version=args.image.rsplit(":", 1)[-1])
+                                      version=kube.image_version(args.image))
         self.port = PORT
         self.database = args.database
         self.secret_name = f"{args.name}-app"

@@ -24,6 +24,8 @@ from components import kube
 from components.credentials import generated_password
 
 PORT = 6379
+IMAGE = "docker.io/library/redis:7.4.6"
+EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.80.1"
 BUS_PORT = 16379
 EXPORTER_PORT = 9121
 
@@ -48,8 +50,8 @@ class RedisClusterArgs:
     name: str = "redis"
     masters: int = 3  # cluster mode
     replicas_per_master: int = 1  # cluster mode
-    image: str = "docker.io/library/redis:7.4.6"
-    exporter_image: str = "docker.io/oliver006/redis_exporter:v1.80.1"
+    image: str = IMAGE
+    exporter_image: str = EXPORTER_IMAGE
     maxmemory: str = "400mb"  # keep below the memory limit: AOF rewrite forks need headroom
     storage_size: str = "5Gi"
     storage_class: str | None = None
@@ -90,7 +92,7 @@ class RedisCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._args = args
         self.identity = kube.Identity(name=args.name, component="cache", environment=args.environment,
-                                      version=args.image.rsplit(":", 1)[-1])
+                                      version=kube.image_version(args.image))
         labels, selector = self.identity.labels(), self.identity.selector()
         meta = lambda n: kube.metadata(n, args.namespace, labels)  # noqa: E731
         self.port = PORT

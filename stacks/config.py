@@ -178,6 +178,22 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+class ImagesConfig(_Model):
+    """Third-party images: registry mirrors and digest pinning (the content engine's own image is `image`)."""
+
+    pin_digests: bool
+    mirrors: dict[str, str]
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if not re.match(rf"^{_DOMAIN}$", k)] + [m for m in v.values() if not REGISTRY_RE.match(m)]
+        if bad:
+            raise ValueError(f"keys are upstream registries (docker.io, ghcr.io, ...) and values mirror "
+                             f"prefixes (host[/path]); bad: {bad}")
+        return v
+
+
 class BackupSchedule(_Model):
     enabled: bool
     retention_days: int = Field(ge=1, le=3650)
@@ -194,6 +210,7 @@ class PostgresConfig(_Model):
     mode: Literal["statefulset", "cloudnative-pg"]
     instances: int = Field(ge=1, le=9)
     image: str
+    exporter_image: str
     storage_size: str
     storage_class: str
     resources: Preset  # type: ignore[valid-type]
@@ -203,7 +220,7 @@ class PostgresConfig(_Model):
     server_name: str = Field(min_length=1, max_length=63)
     recovery: PostgresRecoveryConfig
 
-    _image = field_validator("image")(classmethod(lambda cls, v: _pinned_image(v)))
+    _image = field_validator("image", "exporter_image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
     @model_validator(mode="after")
@@ -225,12 +242,13 @@ class RedisConfig(_Model):
     masters: int = Field(ge=3, le=20)
     replicas_per_master: int = Field(ge=0, le=3)
     image: str
+    exporter_image: str
     maxmemory: str
     storage_size: str
     storage_class: str
     resources: Preset  # type: ignore[valid-type]
 
-    _image = field_validator("image")(classmethod(lambda cls, v: _pinned_image(v)))
+    _image = field_validator("image", "exporter_image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
     @field_validator("maxmemory")
@@ -273,6 +291,7 @@ class StackConfig(_Model):
     environment: Environment
     kubernetes: KubernetesConfig
     image: ImageConfig
+    images: ImagesConfig
     app: AppSettings
     services: dict[ServiceName, ServiceConfig]  # type: ignore[valid-type]
     postgres: PostgresConfig

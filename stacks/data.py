@@ -16,6 +16,7 @@ from components.postgres import (
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
 from stacks.config import StackConfig
+from stacks.images import ImagePolicy
 
 # Pods that may open connections to the data stores (by their component label).
 DATA_CLIENT_COMPONENTS = ("api", "migration", "backup")
@@ -86,7 +87,7 @@ def prometheus_peer(config: StackConfig) -> kube.NetworkPeer:
     )
 
 
-def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> DataLayer:
+def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions) -> DataLayer:
     clients, scrapers = data_clients(), [prometheus_peer(config)]
     ns, env = config.namespace, config.environment
 
@@ -95,7 +96,7 @@ def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> Dat
         "object-store",
         ObjectStoreArgs(
             namespace=ns, environment=env, mode=store_cfg.mode, nodes=store_cfg.nodes,
-            image=store_cfg.image, client_image=store_cfg.client_image,
+            image=images.resolve(store_cfg.image), client_image=images.resolve(store_cfg.client_image),
             storage_size=store_cfg.storage_size, storage_class=store_cfg.storage_class or None,
             resources=kube.preset(store_cfg.resources), buckets=SEED_BUCKETS,
             clients=clients, scrapers=scrapers,
@@ -116,7 +117,8 @@ def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> Dat
     postgres = PostgresCluster(
         "postgres",
         PostgresClusterArgs(
-            namespace=ns, environment=env, mode=pg.mode, instances=pg.instances, image=pg.image,
+            namespace=ns, environment=env, mode=pg.mode, instances=pg.instances, image=images.resolve(pg.image),
+            exporter_image=images.resolve(pg.exporter_image),
             storage=Storage(size=pg.storage_size, storage_class=pg.storage_class or None),
             resources=kube.preset(pg.resources), clients=clients, scrapers=scrapers,
             backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
@@ -132,7 +134,8 @@ def compose_data_layer(config: StackConfig, opts: pulumi.ResourceOptions) -> Dat
         "redis",
         RedisClusterArgs(
             namespace=ns, environment=env, mode=rd.mode, masters=rd.masters,
-            replicas_per_master=rd.replicas_per_master, image=rd.image, maxmemory=rd.maxmemory,
+            replicas_per_master=rd.replicas_per_master, image=images.resolve(rd.image),
+            exporter_image=images.resolve(rd.exporter_image), maxmemory=rd.maxmemory,
             storage_size=rd.storage_size, storage_class=rd.storage_class or None,
             resources=kube.preset(rd.resources), clients=clients, scrapers=scrapers,
             client_dbs={s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {SYSTEM: catalog.SYSTEM_REDIS_DB},

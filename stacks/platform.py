@@ -22,6 +22,7 @@ from components.backup import BackupSchedule, BackupScheduleArgs
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
+from stacks.images import ImagePolicy
 
 APP_COMPONENT = "api"
 
@@ -70,7 +71,8 @@ def compose(config: StackConfig) -> Platform:
     namespace = app_namespace(config, provider)
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
-    data = compose_data_layer(config, in_namespace)
+    images = ImagePolicy(pin_digests=config.images.pin_digests, mirrors=config.images.mirrors)
+    data = compose_data_layer(config, images, in_namespace)
     migration = migration_job(config, data, image, in_namespace)
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
                         data=data, migration=migration)

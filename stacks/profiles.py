@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from components import object_store, postgres, redis
 from stacks.catalog import ENVIRONMENTS, SERVICE_NAMES
 
 Profile = dict[str, Any]
@@ -34,7 +35,8 @@ def _services(
 _POSTGRES = {
     "mode": "statefulset",
     "instances": 1,
-    "image": "docker.io/library/postgres:17.6",
+    "image": postgres.IMAGE,
+    "exporter_image": postgres.EXPORTER_IMAGE,
     "storage_size": "10Gi",
     "storage_class": "",  # empty: the cluster's default StorageClass
     "resources": "medium",
@@ -51,7 +53,8 @@ _REDIS = {
     "mode": "standalone",
     "masters": 3,  # cluster mode
     "replicas_per_master": 1,  # cluster mode
-    "image": "docker.io/library/redis:7.4.6",
+    "image": redis.IMAGE,
+    "exporter_image": redis.EXPORTER_IMAGE,
     "maxmemory": "400mb",
     "storage_size": "2Gi",
     "storage_class": "",
@@ -60,8 +63,8 @@ _REDIS = {
 _OBJECT_STORE = {
     "mode": "single",
     "nodes": 4,  # distributed mode
-    "image": "docker.io/pgsty/minio:RELEASE.2026-08-04T00-00-00Z",
-    "client_image": "docker.io/pgsty/mc:RELEASE.2026-09-16T00-00-00Z",
+    "image": object_store.IMAGE,
+    "client_image": object_store.CLIENT_IMAGE,
     "storage_size": "20Gi",
     "storage_class": "",
     "resources": "medium",
@@ -74,6 +77,10 @@ _BACKUPS = {
     "targets": ["postgres", "redis", "objects"],
     "alert_after_hours": 26,  # a daily schedule plus slack: older than this pages
 }
+
+# Third-party images. mirrors: upstream registry -> mirror prefix (a private registry or an
+# ECR pull-through cache), e.g. {"docker.io": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub"}.
+_IMAGES = {"pin_digests": False, "mirrors": {}}
 
 _IMAGE = {
     "registry": "ghcr.io/aquascene",
@@ -88,6 +95,7 @@ PROFILES: dict[str, Profile] = {
     "dev": {
         "kubernetes": {"context": "", "version": "1.33"},
         "image": dict(_IMAGE),
+        "images": dict(_IMAGES),
         "app": {
             "log_level": "DEBUG",
             "db_pool_size": 5,
@@ -108,6 +116,7 @@ PROFILES: dict[str, Profile] = {
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
         "image": dict(_IMAGE),
+        "images": dict(_IMAGES),
         "app": {
             "log_level": "INFO",
             "db_pool_size": 15,
@@ -129,6 +138,8 @@ PROFILES: dict[str, Profile] = {
         "kubernetes": {"context": "", "version": "1.33"},
         # Prod deploys only what it built and pushed itself, by digest.
         "image": {**_IMAGE, "build": True, "require_digest": True},
+        # Every third-party image runs by the digest its tag resolved to at deploy time.
+        "images": {**_IMAGES, "pin_digests": True},
         "app": {
             "log_level": "WARNING",
             "db_pool_size": 25,
@@ -146,7 +157,7 @@ PROFILES: dict[str, Profile] = {
             **_POSTGRES,
             "mode": "cloudnative-pg",
             "instances": 3,
-            "image": "ghcr.io/cloudnative-pg/postgresql:17.6",
+            "image": postgres.CLOUDNATIVE_PG_IMAGE,
             "storage_size": "100Gi",
             "resources": "large",
             "install_operator": True,

@@ -127,6 +127,10 @@ class RealisticMocks(pulumi_mocks.Mocks):
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token in ("aws:index/getRegion:getRegion", "aws:index/region:Region"):
             return {"name": REGION, "region": REGION, "id": REGION}
+        if token == "docker:index/getRegistryImage:getRegistryImage":
+            # A registry's answer for a tag: the digest of the manifest it points at today.
+            name = str(args.args.get("name", ""))
+            return {"name": name, "sha256Digest": f"sha256:{hashlib.sha256(name.encode()).hexdigest()}", "id": name}
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             document = _aws_policy_document(dict(args.args))
             return {"json": document, "minifiedJson": document, "id": _short_hash(document)}
