@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -177,7 +178,8 @@ class LocalCache:
             self._data = {k: v for k, v in self._data.items() if v[0] > now}
             while len(self._data) >= self.max_items:
                 del self._data[next(iter(self._data))]
-        self._data[key] = (time.monotonic() + self.ttl, value)
+        # Jittered expiry, so entries cached together do not all expire together.
+        self._data[key] = (time.monotonic() + self.ttl * random.uniform(0.5, 1.0), value)
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)

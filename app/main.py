@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from app.logging_setup import configure_logging
 from app.metrics import ObservabilityMiddleware
 from app.routers import content, generation, health, newsletters, scraping, subscribers
 from app.services import Services
-from app.settings import VERSION, Role, Settings, SettingsError, load_settings
+from app.settings import VERSION, Environment, Role, Settings, SettingsError, load_settings
 
 log = logging.getLogger("app")
 
@@ -77,6 +78,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             await anyio.to_thread.run_sync(migrate.upgrade, settings.resolved_database_url)
         services = Services.create(settings)
         app.state.services = services
+        # Move everything allocated at start-up out of the collector's way: later
+        # full collections then scan only request-time objects (shorter pauses).
+        if settings.environment != Environment.TEST:
+            gc.collect()
+            gc.freeze()
         log.info(
             "AquaScene content engine %s started as %s (%s, database=%s, cache=%s, storage=%s)",
             VERSION,

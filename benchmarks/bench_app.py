@@ -172,6 +172,15 @@ def _post(path: str, port: int, body: dict) -> str:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def _run_client(port: int, requests: list[str], concurrency: int, duration: float, workdir: Path) -> dict:
     spec = workdir / f"spec-{port}-{time.monotonic_ns()}.json"
     spec.write_text(json.dumps({"port": port, "requests": requests, "concurrency": concurrency, "duration": duration}))
@@ -205,6 +214,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/engine read rounds (default 2)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -234,22 +244,47 @@ def main() -> None:
     })
     subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, cwd=REPO, check=True, capture_output=True)
 
-    engine_port, bare_port = _free_port(), _free_port()
+    engine_port, redis_only_port, bare_port = _free_port(), _free_port(), _free_port()
     engine = _start("app.main:app", engine_port, env, str(REPO))
+    # The same engine with the per-process read cache off: every cached read goes to Redis.
+    redis_only = _start("app.main:app", redis_only_port, {**env, "CONTENT_LOCAL_CACHE_TTL": "0"}, str(REPO))
     bare = _start("bench_app:bare_app", bare_port, env, str(REPO / "benchmarks"))
     results: dict[str, dict] = {}
     try:
         _wait_for(f"http://{HOST}:{engine_port}/health")
+        _wait_for(f"http://{HOST}:{redis_only_port}/health")
         _wait_for(f"http://{HOST}:{bare_port}/api/v1/content/warm")
         ids = _create_items(engine_port, args.items)
 
+        pids = {engine_port: engine.pid, redis_only_port: redis_only.pid, bare_port: bare.pid}
+
         def measure(name: str, port: int, requests: list[str]) -> None:
             _run_client(port, requests, args.concurrency, args.warmup, workdir)
-            results[name] = _run_client(port, requests, args.concurrency, args.duration, workdir)
+            cpu_before = _cpu_seconds(pids[port])
+            run = _run_client(port, requests, args.concurrency, args.duration, workdir)
+            # Server CPU per request: unlike req/s, barely affected by other load on the machine.
+            run["cpu_us"] = (_cpu_seconds(pids[port]) - cpu_before) / max(1, run["requests"]) * 1e6
+            if name in results:  # repeated scenario: combine the runs
+                prev = results[name]
+                run = {
+                    "requests": prev["requests"] + run["requests"],
+                    "errors": prev["errors"] + run["errors"],
+                    "error_statuses": sorted(set(prev["error_statuses"]) | set(run["error_statuses"])),
+                    "rps": (prev["rps"] + run["rps"]) / 2,
+                    "p50_ms": (prev["p50_ms"] + run["p50_ms"]) / 2,
+                    "p99_ms": max(prev["p99_ms"], run["p99_ms"]),
+                    "cpu_us": (prev["cpu_us"] + run["cpu_us"]) / 2,
+                }
+            results[name] = run
 
-        measure("bare GET /api/v1/content/{id}", bare_port, [_get(f"/api/v1/content/{i}", bare_port) for i in ids])
-        measure("engine GET /api/v1/content/{id} (cached)", engine_port,
-                [_get(f"/api/v1/content/{i}", engine_port) for i in ids])
+        bare_reads = [_get(f"/api/v1/content/{i}", bare_port) for i in ids]
+        engine_reads = [_get(f"/api/v1/content/{i}", engine_port) for i in ids]
+        # Alternate bare and engine runs so background load on the machine affects both alike.
+        for _ in range(args.rounds):
+            measure("bare GET /api/v1/content/{id}", bare_port, bare_reads)
+            measure("engine GET /api/v1/content/{id} (cached)", engine_port, engine_reads)
+        measure("engine GET, Redis cache only", redis_only_port,
+                [_get(f"/api/v1/content/{i}", redis_only_port) for i in ids])
         measure("engine POST /api/v1/content", engine_port, [
             _post("/api/v1/content", engine_port, {
                 "title": f"Bench write {n}", "body": "Aquascaping benchmark body text. " * 8,
@@ -258,21 +293,25 @@ def main() -> None:
             for n in range(200)
         ])
     finally:
-        for proc in (engine, bare):
+        for proc in (engine, redis_only, bare):
             proc.terminate()
-        for proc in (engine, bare):
+        for proc in (engine, redis_only, bare):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
 
     bare_rps = results["bare GET /api/v1/content/{id}"]["rps"]
-    print(f"\nAquaScene engine benchmark: {args.concurrency} concurrent clients, {args.duration:g}s per run, "
+    print(f"\nAquaScene engine benchmark: {args.concurrency} concurrent clients, {args.duration:g}s per run "
+          f"({args.rounds} alternating read rounds, mean req/s and p50, worst p99), "
           f"uvicorn 1 worker (uvloop, httptools), {os.cpu_count()} CPUs, loopback only")
-    print(f"{'scenario':44} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
+    bare_cpu = results["bare GET /api/v1/content/{id}"]["cpu_us"]
+    print(f"{'scenario':44} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}"
+          f" {'server CPU/req':>15} {'bare/engine CPU':>16}")
     for name, r in results.items():
         print(f"{name:44} {r['requests']:>9} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['errors']:>7} {r['rps'] / bare_rps:>7.0%}")
+              f"{r['errors']:>7} {r['rps'] / bare_rps:>7.0%} {r['cpu_us']:>12.0f} us {bare_cpu / r['cpu_us']:>15.0%}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
     cached = results["engine GET /api/v1/content/{id} (cached)"]
     print(f"\ntarget cached reads >= 50% of bare throughput: {cached['rps'] / bare_rps:.0%} "
           f"-> {'met' if cached['rps'] / bare_rps >= 0.5 else 'NOT met'}")
