@@ -30,7 +30,7 @@ def cmd_serve(_: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.resolved_port,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOWED_IPS", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")),
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         access_log=False,
         log_config=None,
         server_header=False,

@@ -35,6 +35,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
@@ -45,6 +46,11 @@ class BodySizeLimitMiddleware:
                     return
                 await self.app(scope, receive, send)
                 return
+            if name == b"transfer-encoding":
+                chunked = True
+        if not chunked:  # neither Content-Length nor Transfer-Encoding: no body
+            await self.app(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -111,11 +117,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.schema_head = migrate.head_revision()
     install_error_handlers(app)
 
-    app.include_router(health.router)
     for role, routers in ROLE_ROUTERS.items():
         if settings.serves(role):
             for router in routers:
                 app.include_router(router)
+    app.include_router(health.router)
 
     if settings.cors_origin_list:
         app.add_middleware(
