@@ -53,7 +53,8 @@ go 1.24
 
 replace cloud.google.com/go => cloud.google.com/go v0.123.0
 EOF
-go get -tool "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_MODULE_VERSION}"
+go get -tool "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_MODULE_VERSION}" 2> go-get.log \
+  || { cat go-get.log; exit 1; }
 mkdir -p "$(dirname "${PROMTOOL}")"
 go build -trimpath -o "${PROMTOOL}" github.com/prometheus/prometheus/cmd/promtool
 echo "${PROMETHEUS_VERSION}" > "${stamp}"
