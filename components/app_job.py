@@ -23,7 +23,7 @@ class AppJobArgs:
     image: pulumi.Input[str]
     identity: kube.Identity
     command: Sequence[str]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: Sequence[SecretEnv] = ()
     egress_to: Sequence[kube.NetworkPeer] = ()
     resources: kube.Resources = kube.RESOURCE_PRESETS["small"]

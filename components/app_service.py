@@ -50,7 +50,7 @@ class AppServiceArgs:
     replicas: int = 1
     autoscaling: Autoscaling | None = None
     resources: kube.Resources = kube.RESOURCE_PRESETS["small"]
-    env: Mapping[str, str] = field(default_factory=dict)  # non-secret, goes to a ConfigMap
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # non-secret, goes to a ConfigMap
     secret_env: Sequence[SecretEnv] = ()
     command: Sequence[str] | None = None
     args: Sequence[str] | None = None
@@ -59,6 +59,8 @@ class AppServiceArgs:
     ingress_from: Sequence[kube.NetworkPeer] = ()  # who may call the service port
     egress_to: Sequence[kube.NetworkPeer] = ()  # DNS is always allowed
     termination_grace_period_seconds: int = 30
+    # e.g. IRSA: {"eks.amazonaws.com/role-arn": <role ARN>}; the API token is still not automounted.
+    service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -103,7 +105,7 @@ class AppService(pulumi.ComponentResource):
 
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
-            metadata=meta(ident.name),
+            metadata=meta(ident.name, dict(args.service_account_annotations) or None),
             automount_service_account_token=False,
             opts=child,
         )
@@ -138,7 +140,7 @@ class AppService(pulumi.ComponentResource):
         pod_annotations = {
             **kube.scrape_annotations(args.port, args.metrics_path),
             # A ConfigMap change alone does not restart pods; this hash does.
-            "checksum/config": kube.content_checksum(dict(args.env)),
+            "checksum/config": kube.checksum_output(args.env),
         }
         pod_spec = {
             "serviceAccountName": ident.name,

@@ -34,16 +34,17 @@ class BackupScheduleArgs:
     environment: str
     image: pulumi.Input[str]
     version: str
-    bucket: str  # BACKUP_BUCKET
+    bucket: pulumi.Input[str]  # BACKUP_BUCKET
     retention_days: int
     schedule: str = "0 2 * * *"  # daily, 02:00 UTC
     targets: Sequence[Target] = TARGETS
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: Sequence[SecretEnv] = ()
     egress_to: Sequence[kube.NetworkPeer] = ()
     service_account_role_arn: pulumi.Input[str] | None = None  # IRSA instead of static S3 keys
     resources: kube.Resources = kube.RESOURCE_PRESETS["small"]
     deadline_seconds: int = 3600
+    prune: bool = True  # False where the bucket's lifecycle rule expires backups (S3 on AWS)
 
     def __post_init__(self) -> None:
         unknown = set(self.targets) - set(TARGETS)
@@ -84,8 +85,9 @@ class BackupSchedule(pulumi.ComponentResource):
         self.cronjob_names, self.restore_cronjob_names = [], []
         for target in args.targets:
             self._cronjob(f"{target}-backup", ["backup", target], args.schedule, suspend=False)
-        self._cronjob("backup-prune", ["prune", "--retention-days", str(args.retention_days)],
-                      _after(args.schedule, minutes=45), suspend=False)
+        if args.prune:
+            self._cronjob("backup-prune", ["prune", "--retention-days", str(args.retention_days)],
+                          _after(args.schedule, minutes=45), suspend=False)
         self._cronjob("backup-verify", ["verify", "latest"], _after(args.schedule, minutes=30), suspend=False)
         for target in RESTORABLE:
             if target in args.targets:

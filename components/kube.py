@@ -100,6 +100,11 @@ def content_checksum(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def checksum_output(data: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """content_checksum of configuration whose values may be Outputs (resolved first)."""
+    return pulumi.Output.from_input(dict(data)).apply(content_checksum)
+
+
 # ---------------------------------------------------------------------- security
 
 

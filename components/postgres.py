@@ -70,7 +70,7 @@ STATEFULSET_ONLY_PARAMETERS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Storage:
+class PostgresStorage:
     size: str = "20Gi"
     storage_class: str | None = None  # None: the cluster's default StorageClass
 
@@ -88,16 +88,17 @@ class S3Credentials:
 class ObjectStoreBackup:
     """CloudNativePG continuous backup: base backups + WAL archive in S3 (PITR)."""
 
-    destination_path: str  # s3://bucket/prefix
+    bucket: pulumi.Input[str]
+    prefix: str = "postgres"  # the archive lives under s3://<bucket>/<prefix>/<server name>/
     retention_days: int = 30
     schedule: str = "0 0 2 * * *"  # CloudNativePG cron has seconds: daily base backup at 02:00
-    endpoint_url: str | None = None  # an S3-compatible server; None: AWS S3
+    endpoint_url: pulumi.Input[str] | None = None  # an S3-compatible server; None: AWS S3
     credentials: S3Credentials | None = None  # None: IAM role of the service account
     service_account_role_arn: pulumi.Input[str] | None = None  # IRSA annotation on the cluster's pods
 
     def __post_init__(self) -> None:
-        if not self.destination_path.startswith("s3://"):
-            raise ValueError(f"ObjectStoreBackup.destination_path must start with s3://, got {self.destination_path!r}")
+        if not re.match(r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$", self.prefix):
+            raise ValueError(f"ObjectStoreBackup.prefix must be a plain S3 key prefix, got {self.prefix!r}")
         if self.retention_days < 1:
             raise ValueError("ObjectStoreBackup.retention_days must be >= 1")
 
@@ -137,7 +138,7 @@ class PostgresClusterArgs:
     image: str = IMAGE
     database: str = "content_engine"
     app_user: str = "aquascene"
-    storage: Storage = Storage()
+    storage: PostgresStorage = PostgresStorage()
     resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
     parameters: Mapping[str, str] = field(default_factory=lambda: dict(SEED_PARAMETERS))
     exporter_image: str = EXPORTER_IMAGE
@@ -510,7 +511,7 @@ class PostgresCluster(pulumi.ComponentResource):
 
     def _object_store(self, store_name: str, backup: ObjectStoreBackup, opts: pulumi.ResourceOptions) -> None:
         configuration: dict = {
-            "destinationPath": backup.destination_path,
+            "destinationPath": pulumi.Output.concat("s3://", backup.bucket, "/", backup.prefix),
             "wal": {"compression": "gzip", "maxParallel": 4},
             "data": {"compression": "gzip", "jobs": 2},
         }

@@ -207,7 +207,7 @@ class PostgresRecoveryConfig(_Model):
 
 
 class PostgresConfig(_Model):
-    mode: Literal["statefulset", "cloudnative-pg"]
+    mode: Literal["statefulset", "cloudnative-pg", "rds"]
     instances: int = Field(ge=1, le=9)
     image: str
     exporter_image: str
@@ -238,7 +238,7 @@ class PostgresConfig(_Model):
 
 
 class RedisConfig(_Model):
-    mode: Literal["standalone", "cluster"]
+    mode: Literal["standalone", "cluster", "elasticache"]
     masters: int = Field(ge=3, le=20)
     replicas_per_master: int = Field(ge=0, le=3)
     image: str
@@ -260,7 +260,7 @@ class RedisConfig(_Model):
 
 
 class ObjectStoreConfig(_Model):
-    mode: Literal["single", "distributed"]
+    mode: Literal["single", "distributed", "s3"]
     nodes: int = Field(ge=4, le=32)
     image: str
     client_image: str
@@ -270,6 +270,46 @@ class ObjectStoreConfig(_Model):
 
     _image = field_validator("image", "client_image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+
+CIDR_RE = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$")
+
+
+class AwsConfig(_Model):
+    """The AWS foundation (prod): VPC, EKS, S3, IAM roles for service accounts."""
+
+    enabled: bool
+    vpc_cidr: str
+    availability_zones: int = Field(ge=2, le=6)
+    nat: Literal["per-az", "single"]
+    node_instance_types: list[str] = Field(min_length=1)
+    node_min: int = Field(ge=1, le=1000)
+    node_desired: int = Field(ge=1, le=1000)
+    node_max: int = Field(ge=1, le=1000)
+    public_access_cidrs: list[str]
+    admin_principal_arns: list[str]
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        if not CIDR_RE.match(v):
+            raise ValueError(f"must be an IPv4 CIDR such as 10.0.0.0/16, got {v!r}")
+        return v
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _public(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if not CIDR_RE.match(c) or c.endswith("/0")]
+        if bad:
+            raise ValueError(f"must be the CIDRs of CI and operators (never /0), got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "AwsConfig":
+        if not self.node_min <= self.node_desired <= self.node_max:
+            raise ValueError(f"node sizes must satisfy node_min <= node_desired <= node_max "
+                             f"(got {self.node_min}/{self.node_desired}/{self.node_max})")
+        return self
 
 
 class BackupsConfig(_Model):
@@ -298,6 +338,21 @@ class StackConfig(_Model):
     redis: RedisConfig
     object_store: ObjectStoreConfig
     backups: BackupsConfig
+    aws: AwsConfig
+
+    @model_validator(mode="after")
+    def _managed_services_need_aws(self) -> "StackConfig":
+        managed = {
+            "postgres.mode: rds": self.postgres.mode == "rds",
+            "redis.mode: elasticache": self.redis.mode == "elasticache",
+            "object_store.mode: s3": self.object_store.mode == "s3",
+        }
+        wanted = [name for name, on in managed.items() if on]
+        if wanted and not self.aws.enabled:
+            raise ValueError(f"{', '.join(wanted)} need aws.enabled: true (the AWS layer creates them)")
+        if self.postgres.mode == "rds" and self.postgres.continuous_backup.enabled:
+            raise ValueError("postgres.continuous_backup is CloudNativePG's; RDS keeps its own automated backups")
+        return self
 
     @field_validator("services")
     @classmethod

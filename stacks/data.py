@@ -1,76 +1,126 @@
-"""The data layer of compose(): PostgreSQL, Redis and the object store, per the profile,
-and what every application needs to reach them (Secret references and network peers)."""
+"""The data layer of compose(): PostgreSQL, Redis and object storage, per the profile,
+and what every application needs to reach them (Secret references and network peers).
+
+Each service runs in the cluster (components/postgres.py, redis.py, object_store.py)
+or, with the AWS layer, as RDS / ElastiCache / S3 (components/aws). The apps see the
+same thing either way: `postgres-app` (url = DATABASE_URL), `redis-auth`
+(url-<client> = REDIS_URL) and, for an in-cluster store, `object-store-app`
+(endpoint, access-key, secret-key); S3 on AWS is reached with IAM roles instead.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_service import SecretEnv
+from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RdsPostgres, RdsPostgresArgs, RedisClusterMode
 from components.object_store import SEED_BUCKETS, ObjectStore, ObjectStoreArgs
 from components.postgres import (
-    ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, Recovery, S3Credentials, Storage,
+    ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, PostgresStorage, Recovery, S3Credentials,
 )
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
+from stacks.aws import AwsFoundation
 from stacks.config import StackConfig
 from stacks.images import ImagePolicy
 
 # Pods that may open connections to the data stores (by their component label).
 DATA_CLIENT_COMPONENTS = ("api", "migration", "backup")
 BACKUP_BUCKET = "system-backups"
-SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
 ASSETS_BUCKET = "content-assets"
+SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
+POSTGRES_SECRET = "postgres-app"
+REDIS_SECRET = "redis-auth"
+HTTPS = 443
+
+
+@dataclass(frozen=True)
+class Database:
+    host: pulumi.Input[str]
+    read_only_host: pulumi.Input[str]
+    port: int
+    database: str
+    secret_name: str
+    peer: kube.NetworkPeer
+
+
+@dataclass(frozen=True)
+class Cache:
+    host: pulumi.Input[str]
+    port: int
+    cluster_mode: bool
+    secret_name: str
+    peer: kube.NetworkPeer
+
+
+@dataclass(frozen=True)
+class ObjectStorage:
+    """Object storage as the apps see it."""
+
+    bucket_names: Mapping[str, pulumi.Input[str]]
+    region: str
+    peer: kube.NetworkPeer
+    endpoint: pulumi.Input[str] | None = None  # None: AWS S3 itself
+    secret_name: str | None = None  # None: credentials come from the pod's IAM role
 
 
 @dataclass
 class DataLayer:
-    postgres: PostgresCluster
-    redis: RedisCluster
-    object_store: ObjectStore
+    database: Database
+    cache: Cache
+    storage: ObjectStorage
+    components: list[pulumi.Resource] = field(default_factory=list)
+    role_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # service account -> IAM role
 
     def secret_env(self, client: str) -> list[SecretEnv]:
         """Connection settings of one client (a service name, or SYSTEM), all by Secret reference."""
-        store = self.object_store.secret_name
-        return [
-            SecretEnv("DATABASE_URL", self.postgres.secret_name, self.postgres.url_key),
-            SecretEnv("REDIS_URL", self.redis.secret_name, redis_url_key(client)),
-            SecretEnv("S3_ENDPOINT", store, "endpoint"),
-            SecretEnv("S3_ACCESS_KEY", store, "access-key"),
-            SecretEnv("S3_SECRET_KEY", store, "secret-key"),
+        env = [
+            SecretEnv("DATABASE_URL", self.database.secret_name, "url"),
+            SecretEnv("REDIS_URL", self.cache.secret_name, redis_url_key(client)),
         ]
+        if self.storage.secret_name:
+            env += [
+                SecretEnv("S3_ENDPOINT", self.storage.secret_name, "endpoint"),
+                SecretEnv("S3_ACCESS_KEY", self.storage.secret_name, "access-key"),
+                SecretEnv("S3_SECRET_KEY", self.storage.secret_name, "secret-key"),
+            ]
+        return env
 
-    def env(self, client: str) -> dict[str, str]:
+    def env(self, client: str) -> dict[str, pulumi.Input[str]]:
         """Non-secret data settings: bucket names, storage backend, Redis key prefix."""
-        env = {
+        env: dict[str, pulumi.Input[str]] = {
             "STORAGE_BACKEND": "s3",
-            "S3_REGION": self.object_store.region,
-            "S3_BUCKET_ASSETS": self.object_store.bucket_names[ASSETS_BUCKET],
-            "S3_BUCKET_BACKUPS": self.object_store.bucket_names[BACKUP_BUCKET],
+            "S3_REGION": self.storage.region,
+            "S3_BUCKET_ASSETS": self.storage.bucket_names[ASSETS_BUCKET],
+            "S3_BUCKET_BACKUPS": self.storage.bucket_names[BACKUP_BUCKET],
         }
-        if self.redis.cluster_mode:
+        if self.cache.cluster_mode:
             # A Redis cluster has one database: services are kept apart by key prefix instead.
             env["REDIS_CLUSTER"] = "true"
             env["REDIS_KEY_PREFIX"] = f"{client}:"
         return env
 
     @property
-    def backup_bucket(self) -> str:
-        return self.object_store.bucket_names[BACKUP_BUCKET]
+    def backup_bucket(self) -> pulumi.Input[str]:
+        return self.storage.bucket_names[BACKUP_BUCKET]
 
     def egress_peers(self) -> list[kube.NetworkPeer]:
         """What an application pod may connect to in the data layer."""
-        return [
-            kube.NetworkPeer(pod_labels=self.postgres.identity.selector(), ports=[5432]),
-            kube.NetworkPeer(pod_labels=self.redis.identity.selector(), ports=[6379]),
-            kube.NetworkPeer(pod_labels=self.object_store.identity.selector(), ports=[9000]),
-        ]
+        return [self.database.peer, self.cache.peer, self.storage.peer]
 
 
-def redis_url_key(service_name: str) -> str:
-    return f"url-{service_name}"
+def redis_url_key(client: str) -> str:
+    return f"url-{client}"
+
+
+def redis_clients() -> dict[str, int]:
+    """Seed 001's Redis database per service, plus the system database."""
+    return {s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {SYSTEM: catalog.SYSTEM_REDIS_DB}
 
 
 def data_clients() -> list[kube.NetworkPeer]:
@@ -87,40 +137,79 @@ def prometheus_peer(config: StackConfig) -> kube.NetworkPeer:
     )
 
 
-def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions) -> DataLayer:
-    clients, scrapers = data_clients(), [prometheus_peer(config)]
-    ns, env = config.namespace, config.environment
+def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions,
+                       aws_layer: AwsFoundation | None = None) -> DataLayer:
+    storage, store_components = _storage(config, images, opts, aws_layer)
+    database, db_component = _database(config, images, opts, storage, aws_layer)
+    cache, cache_component = _cache(config, images, opts, aws_layer)
+    roles: dict[str, pulumi.Input[str]] = {}
+    if aws_layer is not None:
+        roles = {name: role.arn for name, role in aws_layer.app_roles.items()}
+        roles["backup"] = aws_layer.backup_role.arn
+    return DataLayer(database=database, cache=cache, storage=storage, role_arns=roles,
+                     components=[c for c in (*store_components, db_component, cache_component) if c is not None])
 
-    store_cfg = config.object_store
-    object_store = ObjectStore(
+
+# ------------------------------------------------------------------ storage
+
+
+def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions,
+             aws_layer: AwsFoundation | None) -> tuple[ObjectStorage, list[pulumi.Resource]]:
+    cfg = config.object_store
+    if cfg.mode == "s3":
+        assert aws_layer is not None and aws_layer.content_buckets is not None
+        https = kube.NetworkPeer(cidr="0.0.0.0/0", except_cidrs=kube.PRIVATE_CIDRS, ports=[HTTPS])
+        return ObjectStorage(bucket_names=aws_layer.bucket_names(), region=aws_layer.region, peer=https), []
+    store = ObjectStore(
         "object-store",
         ObjectStoreArgs(
-            namespace=ns, environment=env, mode=store_cfg.mode, nodes=store_cfg.nodes,
-            image=images.resolve(store_cfg.image), client_image=images.resolve(store_cfg.client_image),
-            storage_size=store_cfg.storage_size, storage_class=store_cfg.storage_class or None,
-            resources=kube.preset(store_cfg.resources), buckets=SEED_BUCKETS,
-            clients=clients, scrapers=scrapers,
+            namespace=config.namespace, environment=config.environment, mode=cfg.mode, nodes=cfg.nodes,
+            image=images.resolve(cfg.image), client_image=images.resolve(cfg.client_image),
+            storage_size=cfg.storage_size, storage_class=cfg.storage_class or None,
+            resources=kube.preset(cfg.resources), buckets=SEED_BUCKETS,
+            clients=data_clients(), scrapers=[prometheus_peer(config)],
         ),
         opts=opts,
     )
+    peer = kube.NetworkPeer(pod_labels=store.identity.selector(), ports=[9000])
+    return ObjectStorage(bucket_names=store.bucket_names, region=store.region, peer=peer,
+                    endpoint=store.endpoint, secret_name=store.secret_name), [store]
 
+
+# ----------------------------------------------------------------- database
+
+
+def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions, storage: ObjectStorage,
+              aws_layer: AwsFoundation | None) -> tuple[Database, pulumi.Resource]:
     pg = config.postgres
+    if pg.mode == "rds":
+        assert aws_layer is not None
+        rds = RdsPostgres("postgres", RdsPostgresArgs(**_managed_args(aws_layer)))
+        _app_secret(POSTGRES_SECRET, "database", config, opts, {
+            "username": rds.username, "password": rds.password, "database": rds.database,
+            "host": rds.host, "port": str(rds.port), "url": rds.url,
+        })
+        peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[rds.port])
+        return Database(rds.host, rds.host, rds.port, rds.database, POSTGRES_SECRET, peer), rds
+
     backup = None
     if pg.continuous_backup.enabled:
         backup = ObjectStoreBackup(
-            destination_path=f"s3://{object_store.bucket_names[BACKUP_BUCKET]}/postgres/{env}",
+            bucket=storage.bucket_names[BACKUP_BUCKET],
             retention_days=pg.continuous_backup.retention_days,
             schedule=pg.continuous_backup.schedule,
-            endpoint_url=f"http://{kube.cluster_dns('object-store', ns)}:9000",
-            credentials=S3Credentials(object_store.secret_name, "access-key", "secret-key"),
+            endpoint_url=storage.endpoint,
+            credentials=S3Credentials(storage.secret_name, "access-key", "secret-key") if storage.secret_name else None,
+            service_account_role_arn=(aws_layer.postgres_backup_role.arn
+                                      if aws_layer is not None and aws_layer.postgres_backup_role else None),
         )
-    postgres = PostgresCluster(
+    cluster = PostgresCluster(
         "postgres",
         PostgresClusterArgs(
-            namespace=ns, environment=env, mode=pg.mode, instances=pg.instances, image=images.resolve(pg.image),
-            exporter_image=images.resolve(pg.exporter_image),
-            storage=Storage(size=pg.storage_size, storage_class=pg.storage_class or None),
-            resources=kube.preset(pg.resources), clients=clients, scrapers=scrapers,
+            namespace=config.namespace, environment=config.environment, mode=pg.mode, instances=pg.instances,
+            image=images.resolve(pg.image), exporter_image=images.resolve(pg.exporter_image),
+            storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
+            resources=kube.preset(pg.resources), clients=data_clients(), scrapers=[prometheus_peer(config)],
             backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
@@ -128,18 +217,56 @@ def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.Re
         ),
         opts=opts,
     )
+    peer = kube.NetworkPeer(pod_labels=cluster.identity.selector(), ports=[cluster.port])
+    return Database(cluster.host, cluster.read_only_host, cluster.port, cluster.database,
+                    cluster.secret_name, peer), cluster
 
+
+# -------------------------------------------------------------------- cache
+
+
+def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions,
+           aws_layer: AwsFoundation | None) -> tuple[Cache, pulumi.Resource]:
     rd = config.redis
+    if rd.mode == "elasticache":
+        assert aws_layer is not None
+        cache = ElastiCacheRedis("redis", ElastiCacheRedisArgs(
+            **_managed_args(aws_layer), cluster_mode=RedisClusterMode.ENABLED, shards=rd.masters,
+            replicas_per_shard=max(1, rd.replicas_per_master)))
+        # Cluster mode: one database, so every client's URL is the same (services use key prefixes).
+        _app_secret(REDIS_SECRET, "cache", config, opts,
+                    {"password": cache.password, **{redis_url_key(c): cache.url for c in redis_clients()}})
+        peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[cache.port])
+        return Cache(cache.host, cache.port, True, REDIS_SECRET, peer), cache
     redis = RedisCluster(
         "redis",
         RedisClusterArgs(
-            namespace=ns, environment=env, mode=rd.mode, masters=rd.masters,
+            namespace=config.namespace, environment=config.environment, mode=rd.mode, masters=rd.masters,
             replicas_per_master=rd.replicas_per_master, image=images.resolve(rd.image),
             exporter_image=images.resolve(rd.exporter_image), maxmemory=rd.maxmemory,
             storage_size=rd.storage_size, storage_class=rd.storage_class or None,
-            resources=kube.preset(rd.resources), clients=clients, scrapers=scrapers,
-            client_dbs={s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {SYSTEM: catalog.SYSTEM_REDIS_DB},
+            resources=kube.preset(rd.resources), clients=data_clients(), scrapers=[prometheus_peer(config)],
+            client_dbs=redis_clients(),
         ),
         opts=opts,
     )
-    return DataLayer(postgres=postgres, redis=redis, object_store=object_store)
+    peer = kube.NetworkPeer(pod_labels=redis.identity.selector(), ports=[redis.port])
+    return Cache(redis.host, redis.port, redis.cluster_mode, redis.secret_name, peer), redis
+
+
+def _managed_args(aws_layer: AwsFoundation) -> dict:
+    return dict(vpc_id=aws_layer.network.vpc_id, subnet_ids=aws_layer.network.private_subnet_ids,
+                allowed_security_group_ids=[aws_layer.cluster.cluster_security_group_id], tags=aws_layer.tags)
+
+
+def _app_secret(name: str, component: str, config: StackConfig, opts: pulumi.ResourceOptions,
+                data: Mapping[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+    """The apps' connection Secret for a managed (AWS) service: the same name and keys as in-cluster."""
+    ident = kube.Identity(name=name, component=component, environment=config.environment)
+    return k8s.core.v1.Secret(
+        f"{name}-secret",
+        metadata=kube.metadata(name, config.namespace, ident.labels()),
+        string_data={k: pulumi.Output.secret(v) if k in ("password", "url") or k.startswith("url-") else v
+                     for k, v in data.items()},
+        opts=opts,
+    )

@@ -1,10 +1,12 @@
 """compose(config): the one composition of the platform, for every environment.
 
-namespace -> data stores -> migrations -> applications -> (routes) -> (monitoring) -> (backups)
+[AWS: network -> EKS ->] namespace -> data stores -> migrations -> applications
+-> (routes) -> (monitoring) -> backups
 
-Environments differ only by the StackConfig handed in. The parenthesised
-layers are seams that later components plug into; each takes the config
-and what the earlier layers produced.
+Environments differ only by the StackConfig handed in: with `aws.enabled` the
+stack builds its own EKS cluster and every Kubernetes object goes through that
+cluster's provider; otherwise through a provider for the configured kube
+context. The parenthesised layers are seams for later components.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from components.app_service import AppService, AppServiceArgs, Autoscaling
 from components.backup import BackupSchedule, BackupScheduleArgs
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig
+from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 
@@ -37,6 +40,7 @@ class Platform:
     image: pulumi.Output[str]
     data: DataLayer
     migration: AppJob
+    aws: AwsFoundation | None = None
     services: dict[str, AppService] = field(default_factory=dict)
     backups: BackupSchedule | None = None
 
@@ -45,37 +49,36 @@ class Platform:
         pulumi.export("namespace", self.config.namespace)
         pulumi.export("image", self.image)
         pulumi.export("service_urls", {name: svc.url for name, svc in self.services.items()})
+        db, cache, storage = self.data.database, self.data.cache, self.data.storage
         pulumi.export("postgres", {
-            "host": self.data.postgres.host,
-            "read_only_host": self.data.postgres.read_only_host,
-            "port": self.data.postgres.port,
-            "database": self.data.postgres.database,
-            "secret_name": self.data.postgres.secret_name,
+            "host": db.host, "read_only_host": db.read_only_host, "port": db.port,
+            "database": db.database, "secret_name": db.secret_name,
         })
         pulumi.export("redis", {
-            "host": self.data.redis.host,
-            "port": self.data.redis.port,
-            "cluster_mode": self.data.redis.cluster_mode,
-            "secret_name": self.data.redis.secret_name,
+            "host": cache.host, "port": cache.port, "cluster_mode": cache.cluster_mode,
+            "secret_name": cache.secret_name,
+        })
+        pulumi.export("object_store", {
+            "endpoint": storage.endpoint or f"https://s3.{storage.region}.amazonaws.com",
+            "secret_name": storage.secret_name,
+            "buckets": dict(storage.bucket_names),
         })
         pulumi.export("backup_cronjobs", self.backups.cronjob_names if self.backups else [])
-        pulumi.export("object_store", {
-            "endpoint": self.data.object_store.endpoint,
-            "secret_name": self.data.object_store.secret_name,
-            "buckets": sorted(self.data.object_store.bucket_names.values()),
-        })
+        if self.aws is not None:
+            self.aws.export()
 
 
 def compose(config: StackConfig) -> Platform:
-    provider = kubernetes_provider(config)
+    aws_layer = compose_aws(config) if config.aws.enabled else None
+    provider = aws_layer.provider if aws_layer is not None else kubernetes_provider(config)
     namespace = app_namespace(config, provider)
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
     images = ImagePolicy(pin_digests=config.images.pin_digests, mirrors=config.images.mirrors)
-    data = compose_data_layer(config, images, in_namespace)
+    data = compose_data_layer(config, images, in_namespace, aws_layer)
     migration = migration_job(config, data, image, in_namespace)
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
-                        data=data, migration=migration)
+                        data=data, migration=migration, aws=aws_layer)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     for service in catalog.CONTENT_SERVICES:
@@ -108,6 +111,9 @@ def backup_schedule(config: StackConfig, data: DataLayer, image: pulumi.Input[st
                  **data.env(SYSTEM)},
             secret_env=data.secret_env(SYSTEM),
             egress_to=data.egress_peers(),
+            service_account_role_arn=data.role_arns.get("backup"),
+            # S3's lifecycle rule expires backups on AWS; the job's role cannot delete.
+            prune=data.storage.secret_name is not None,
         ),
         opts=opts,
     )
@@ -126,7 +132,7 @@ def migration_job(config: StackConfig, data: DataLayer, image: pulumi.Input[str]
             command=["python", "-m", "app", "migrate"],
             env={"ENVIRONMENT": _app_environment_name(config.environment), "LOG_LEVEL": config.app.log_level},
             secret_env=[s for s in data.secret_env(SYSTEM) if s.name == "DATABASE_URL"],
-            egress_to=data.egress_peers()[:1],
+            egress_to=[data.database.peer],
         ),
         opts=opts,
     )
@@ -210,6 +216,9 @@ def app_service_args(
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
         ingress_from=platform_ingress_peers(config),
         egress_to=egress,
+        service_account_annotations=(
+            {"eks.amazonaws.com/role-arn": data.role_arns[service.name]} if service.name in data.role_arns else {}
+        ),
     )
 
 

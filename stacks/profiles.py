@@ -78,6 +78,20 @@ _BACKUPS = {
     "alert_after_hours": 26,  # a daily schedule plus slack: older than this pages
 }
 
+_AWS = {
+    "enabled": False,  # True: the stack creates VPC + EKS and deploys the platform onto that cluster
+    "vpc_cidr": "10.0.0.0/16",
+    "availability_zones": 3,
+    "nat": "per-az",  # or "single": cheaper, one AZ becomes a single point of failure
+    "node_instance_types": ["m5.large"],
+    "node_min": 3,  # seed 003: 3 / 3 / 20
+    "node_desired": 3,
+    "node_max": 20,
+    # The EKS API is private; list the egress CIDRs of CI and operators that run `pulumi up`.
+    "public_access_cidrs": [],
+    "admin_principal_arns": [],  # IAM roles/users granted cluster admin
+}
+
 # Third-party images. mirrors: upstream registry -> mirror prefix (a private registry or an
 # ECR pull-through cache), e.g. {"docker.io": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub"}.
 _IMAGES = {"pin_digests": False, "mirrors": {}}
@@ -112,6 +126,7 @@ PROFILES: dict[str, Profile] = {
         "redis": dict(_REDIS),
         "object_store": dict(_OBJECT_STORE),
         "backups": dict(_BACKUPS),
+        "aws": dict(_AWS),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -133,6 +148,7 @@ PROFILES: dict[str, Profile] = {
         "redis": {**_REDIS, "maxmemory": "800mb", "storage_size": "5Gi", "resources": "medium"},
         "object_store": {**_OBJECT_STORE, "storage_size": "100Gi"},
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 7},
+        "aws": dict(_AWS),
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -165,9 +181,12 @@ PROFILES: dict[str, Profile] = {
             "continuous_backup": {"enabled": True, "retention_days": 30, "schedule": "0 0 2 * * *"},
         },
         "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
-        "object_store": {**_OBJECT_STORE, "mode": "distributed", "storage_size": "250Gi"},
+        # The five buckets are S3 buckets on AWS ("distributed" runs a 4-node in-cluster store instead).
+        "object_store": {**_OBJECT_STORE, "mode": "s3", "storage_size": "250Gi"},
         # Daily dumps in addition to CloudNativePG's continuous backup.
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 30},
+        # One `pulumi up` in a fresh account: VPC across 3 AZs, EKS, then the platform on it.
+        "aws": {**_AWS, "enabled": True},
     },
 }
 

@@ -8,7 +8,7 @@ import pytest
 
 from components import kube
 from components.object_store import SEED_BUCKETS, BucketSpec, ObjectStore, ObjectStoreArgs, bucket_setup_script
-from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, Storage
+from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, PostgresStorage
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks.catalog import CONTENT_SERVICES
 from stacks.kubeschema import validate
@@ -38,7 +38,7 @@ def pg(run_program, **kw):
 
 
 def test_postgres_primary_and_streaming_replica(run_program):
-    rec = pg(run_program, instances=2, storage=Storage(size="50Gi", storage_class="gp3"))
+    rec = pg(run_program, instances=2, storage=PostgresStorage(size="50Gi", storage_class="gp3"))
     primary = rec.k8s_object("StatefulSet", "postgres-primary")["spec"]
     replica = rec.k8s_object("StatefulSet", "postgres-replica")["spec"]
     assert primary["replicas"] == 1 and replica["replicas"] == 1
@@ -110,7 +110,7 @@ def test_postgres_exporter_sidecar_scraped(run_program):
 
 
 def test_cloudnative_pg_cluster_with_barman_backups(run_program):
-    backup = ObjectStoreBackup("s3://system-backups/postgres/prod", retention_days=30,
+    backup = ObjectStoreBackup("system-backups", retention_days=30,
                                endpoint_url="http://object-store.ns.svc.cluster.local:9000")
     rec = pg(run_program, mode="cloudnative-pg", instances=3, environment="prod", backup=backup,
              image="ghcr.io/cloudnative-pg/postgresql:17.6", zone_anti_affinity="required")
@@ -128,7 +128,7 @@ def test_cloudnative_pg_cluster_with_barman_backups(run_program):
     assert "initdb" in spec["bootstrap"] and "externalClusters" not in spec
     assert "backup" not in spec  # the deprecated barmanObjectStore is not used
     store = rec.k8s_object("ObjectStore", "postgres-backups")["spec"]
-    assert store["configuration"]["destinationPath"] == "s3://system-backups/postgres/prod"
+    assert store["configuration"]["destinationPath"] == "s3://system-backups/postgres"
     assert store["configuration"]["endpointURL"] == "http://object-store.ns.svc.cluster.local:9000"
     assert store["retentionPolicy"] == "30d"
     scheduled = rec.k8s_object("ScheduledBackup", "postgres-daily")["spec"]
@@ -141,7 +141,7 @@ def test_cloudnative_pg_cluster_with_barman_backups(run_program):
 def test_cloudnative_pg_recovers_from_its_archive_to_a_point_in_time(run_program):
     from components.postgres import Recovery
 
-    rec = pg(run_program, mode="cloudnative-pg", instances=3, backup=ObjectStoreBackup("s3://system-backups/postgres/prod"),
+    rec = pg(run_program, mode="cloudnative-pg", instances=3, backup=ObjectStoreBackup("system-backups"),
              server_name="postgres-2", recovery=Recovery("postgres", target_time="2026-11-24T05:00:00Z"))
     spec = rec.k8s_object("Cluster", "postgres")["spec"]
     assert spec["bootstrap"] == {"recovery": {
@@ -161,7 +161,7 @@ def test_cloudnative_pg_recovers_from_its_archive_to_a_point_in_time(run_program
 def test_recovery_guards(kw, message):
     from components.postgres import Recovery
 
-    backup = ObjectStoreBackup("s3://b/p") if kw["recovery"] == "same-name" else None
+    backup = ObjectStoreBackup("b") if kw["recovery"] == "same-name" else None
     with pytest.raises(ValueError, match=message):
         PostgresClusterArgs(namespace="ns", environment="prod", mode="cloudnative-pg", backup=backup,
                             recovery=Recovery("postgres"))
@@ -192,7 +192,7 @@ def test_cloudnative_pg_without_operator_install(run_program):
 @pytest.mark.parametrize("kw, message", [
     (dict(instances=0), "instances must be >= 1"),
     (dict(mode="galera"), "mode must be 'statefulset' or 'cloudnative-pg'"),
-    (dict(backup=ObjectStoreBackup("s3://b/p")), "backup needs mode 'cloudnative-pg'"),
+    (dict(backup=ObjectStoreBackup("b")), "backup needs mode 'cloudnative-pg'"),
     (dict(parameters={"listen_addresses": "*"}), "listen_addresses is managed by the component"),
 ])
 def test_postgres_args_validation(kw, message):
@@ -200,9 +200,9 @@ def test_postgres_args_validation(kw, message):
         PostgresClusterArgs(namespace="ns", environment="dev", **kw)
 
 
-def test_backup_destination_must_be_s3():
-    with pytest.raises(ValueError, match="destination_path must start with s3://"):
-        ObjectStoreBackup("gs://bucket")
+def test_backup_prefix_must_be_a_plain_key_prefix():
+    with pytest.raises(ValueError, match="prefix must be a plain S3 key prefix"):
+        ObjectStoreBackup("bucket", prefix="s3://other/")
 
 
 # --------------------------------------------------------------------- redis
@@ -345,7 +345,7 @@ def test_noncurrent_expiry_needs_versioning():
 @pytest.mark.parametrize("env, pg_kind, redis_nodes, store_nodes", [
     ("dev", "StatefulSet", 1, 1),
     ("staging", "StatefulSet", 1, 1),
-    ("prod", "Cluster", 6, 4),
+    ("prod", "Cluster", 6, None),  # prod keeps its buckets in S3 itself
 ])
 def test_mode_per_environment(run_stack, env, pg_kind, redis_nodes, store_nodes):
     rec = run_stack(env)
@@ -357,7 +357,18 @@ def test_mode_per_environment(run_stack, env, pg_kind, redis_nodes, store_nodes)
         names = {r.plain_inputs["metadata"]["name"] for r in rec.kubernetes("StatefulSet")}
         assert expected <= names and "postgres-replica" not in names - expected
     assert rec.k8s_object("StatefulSet", "redis")["spec"]["replicas"] == redis_nodes
-    assert rec.k8s_object("StatefulSet", "object-store")["spec"]["replicas"] == store_nodes
+    if store_nodes is None:
+        assert [r for r in rec.kubernetes("StatefulSet") if r.plain_inputs["metadata"]["name"] == "object-store"] == []
+        assert len(rec.of_type("aws:s3/bucket:Bucket")) == 5
+    else:
+        assert rec.k8s_object("StatefulSet", "object-store")["spec"]["replicas"] == store_nodes
+
+
+def test_distributed_object_store_in_cluster_when_chosen(run_stack):
+    rec = run_stack("prod", {"object_store": {"mode": "distributed"}})
+    assert rec.k8s_object("StatefulSet", "object-store")["spec"]["replicas"] == 4
+    # the backup bucket is then a standalone, protected S3 bucket
+    assert len(rec.of_type("aws:s3/bucket:Bucket")) == 1
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -369,15 +380,23 @@ def test_every_app_reads_connection_settings_from_secrets(run_stack, env):
         expected = {
             "DATABASE_URL": ("postgres-app", "url"),
             "REDIS_URL": ("redis-auth", f"url-{service.name}"),
+        }
+        s3_keys = {
             "S3_ENDPOINT": ("object-store-app", "endpoint"),
             "S3_ACCESS_KEY": ("object-store-app", "access-key"),
             "S3_SECRET_KEY": ("object-store-app", "secret-key"),
         }
+        if env == "dev":
+            expected |= s3_keys
+        else:  # S3 on AWS: the service account's IAM role, no keys at all
+            assert not any(k in env_vars for k in s3_keys)
+            sa = rec.k8s_object("ServiceAccount", service.name)
+            assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
         for name, (secret, key) in expected.items():
             assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}, (service.name, name)
         config = rec.k8s_object("ConfigMap", f"{service.name}-config")["data"]
-        assert config["S3_BUCKET_ASSETS"] == "content-assets"
-        assert not any(k in config for k in expected)  # never in a ConfigMap
+        assert "content-assets" in config["S3_BUCKET_ASSETS"]
+        assert not any(k in config for k in [*expected, *s3_keys])  # never in a ConfigMap
         redis_urls = rec.k8s_object("Secret", "redis-auth")["stringData"]
         db = redis_urls[f"url-{service.name}"].rsplit("/", 1)[1]
         assert db == ("0" if env == "prod" else str(service.redis_db))
@@ -407,5 +426,5 @@ def test_stack_outputs_name_endpoints_not_secrets(run_stack):
     assert out["postgres"]["host"] == "postgres-rw.aquascene-prod.svc.cluster.local"
     assert out["postgres"]["read_only_host"] == "postgres-ro.aquascene-prod.svc.cluster.local"
     assert out["redis"]["cluster_mode"] is True
-    assert out["object_store"]["buckets"] == sorted(b.name for b in SEED_BUCKETS)
+    assert sorted(out["object_store"]["buckets"]) == sorted(b.name for b in SEED_BUCKETS)
     assert "password" not in json.dumps(out).lower()

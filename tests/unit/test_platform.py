@@ -57,13 +57,22 @@ def test_five_services_with_their_ports_and_profile(run_stack, env):
             assert rec.k8s_object("PodDisruptionBudget", service.name)
 
 
-def test_every_kubernetes_object_uses_the_explicit_provider(run_stack):
-    rec = run_stack("prod")
+@pytest.mark.parametrize("env, parent", [("dev", "pulumi:pulumi:Stack"), ("prod", "aquascene:aws:EksCluster")])
+def test_every_kubernetes_object_uses_the_one_explicit_provider(run_stack, env, parent):
+    rec = run_stack(env)
     providers = [r for r in rec.resources if r.type == "pulumi:providers:kubernetes"]
     assert len(providers) == 1
+    assert rec.by_urn()[providers[0].parent].type == parent  # prod: the EKS cluster's own provider
     provider_ref = f"{providers[0].urn}::{providers[0].id}"
     objects = rec.kubernetes()
     assert objects and all(obj.provider == provider_ref for obj in objects)
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_dev_and_staging_create_no_aws_resources(run_stack, env):
+    rec = run_stack(env)
+    assert [r.type for r in rec.resources if r.type.startswith("aws:")] == []
+    assert "kubeconfig" not in rec.stack_outputs
 
 
 def test_prod_deploys_the_built_image_by_digest(run_stack):

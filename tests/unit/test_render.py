@@ -42,7 +42,9 @@ def test_resources_json_has_the_stack_export_shape(tmp_path):
     deployment = next(r for r in resources if r["type"] == "kubernetes:apps/v1:Deployment")
     component = next(r for r in resources if r["urn"] == deployment["parent"])
     assert component["type"] == "aquascene:app:AppService"
-    assert deployment["provider"].startswith("urn:pulumi:prod::aquascene::pulumi:providers:kubernetes::kubernetes::")
+    # prod deploys through the provider of the EKS cluster it creates
+    assert deployment["provider"].startswith(
+        "urn:pulumi:prod::aquascene::aquascene:aws:EksCluster$pulumi:providers:kubernetes::")
 
 
 def test_secrets_are_redacted_in_resources_json(tmp_path):
