@@ -75,6 +75,7 @@ ROLE_ROUTERS = {
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     settings = settings or load_settings()
+    settings.check_serving()
     if configure_logs:
         configure_logging(settings.log_level, settings.json_logs)
 

@@ -203,13 +203,16 @@ class Settings(BaseSettings):
         ):
             raise ValueError("S3_ACCESS_KEY and S3_SECRET_KEY must be set together")
         if self.environment == Environment.PRODUCTION:
-            if not self.api_key_list:
-                raise ValueError("API_KEYS must be set when ENVIRONMENT=production")
             if not self.database_url or self.database_url.startswith("sqlite"):
                 raise ValueError(
                     "DATABASE_URL must point to PostgreSQL when ENVIRONMENT=production"
                 )
         return self
+
+    def check_serving(self) -> None:
+        """Requirements for serving HTTP (not for `migrate` or tooling)."""
+        if self.environment == Environment.PRODUCTION and not self.api_key_list:
+            raise SettingsError("Invalid configuration: API_KEYS must be set when ENVIRONMENT=production")
 
     # --- derived values -----------------------------------------------------
     @cached_property
