@@ -20,3 +20,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def fresh_rate_window(window: int = 60, margin: float = 3.0) -> None:
+    """Wait out the end of a fixed rate-limit window so a test's requests share one window."""
+    import time
+
+    remaining = window - time.time() % window
+    if remaining < margin:
+        time.sleep(remaining + 0.05)

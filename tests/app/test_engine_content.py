@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from engine_support import API_KEY, AUTH, db_id
+from engine_support import API_KEY, AUTH, db_id, fresh_rate_window
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -231,6 +231,7 @@ def test_idempotency_key_replays_the_first_response(client, backend):
 
 def test_rate_limit_answers_429_with_retry_after(make_client):
     client = make_client(rate_limit_per_minute=3)
+    fresh_rate_window()
     codes = [client.get("/api/v1/content").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     limited = client.get("/api/v1/content")

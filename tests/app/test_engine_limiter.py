@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from app.cache import MemoryStore, RateLimiter, RedisStore
+from engine_support import fresh_rate_window
 
 
 def _store(kind: str, request: pytest.FixtureRequest):
@@ -22,6 +23,8 @@ def _store(kind: str, request: pytest.FixtureRequest):
 @pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.services), "memory"])
 @pytest.mark.parametrize("limit", [1, 3, 10, 200])
 def test_two_processes_share_one_limit_exactly(request, kind, limit):
+    fresh_rate_window()
+
     async def scenario() -> int:
         store = _store(kind, request)
         first, second = RateLimiter(store), RateLimiter(store)  # two replicas, one shared counter
@@ -38,6 +41,8 @@ def test_two_processes_share_one_limit_exactly(request, kind, limit):
 
 
 def test_clients_and_routes_are_limited_separately():
+    fresh_rate_window()
+
     async def scenario() -> list[bool]:
         limiter = RateLimiter(MemoryStore())
         return [

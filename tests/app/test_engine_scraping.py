@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine_support import AUTH
+from engine_support import AUTH, fresh_rate_window
 
 
 @pytest.fixture
@@ -76,6 +76,7 @@ def test_robots_txt_is_honoured(local_client, backend, web):
 
 def test_per_host_rate_limit(make_client, web):
     client = make_client(scraper_allowed_networks="127.0.0.0/8", scraper_host_rate_per_minute=2)
+    fresh_rate_window()
     codes = [client.post("/api/v1/scrape", json={"url": f"{web.base_url}/article"}, headers=AUTH) for _ in range(3)]
     assert [r.status_code for r in codes] == [201, 201, 429]
     assert int(codes[2].headers["Retry-After"]) >= 1
