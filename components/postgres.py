@@ -138,6 +138,7 @@ class PostgresClusterArgs:
     image: str = IMAGE
     database: str = "content_engine"
     app_user: str = "aquascene"
+    readonly_user: str = "grafana"  # dashboards and reports: pg_read_all_data, nothing else
     storage: PostgresStorage = PostgresStorage()
     resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
     parameters: Mapping[str, str] = field(default_factory=lambda: dict(SEED_PARAMETERS))
@@ -188,6 +189,9 @@ class PostgresCluster(pulumi.ComponentResource):
         self.database = args.database
         self.secret_name = f"{args.name}-app"
         self.app_password = generated_password(f"{name}-app-password", self)
+        self.readonly_user = args.readonly_user
+        self.readonly_password = generated_password(f"{name}-readonly-password", self)
+        self.tls = args.mode == "cloudnative-pg"  # CloudNativePG serves TLS; the plain image does not
 
         if args.mode == "statefulset":
             rw, ro = self._statefulset_mode()
@@ -255,6 +259,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 "replication-password": replication,
                 "metrics-password": metrics,
                 "app-password": self.app_password,
+                "readonly-password": self.readonly_password,
             },
             opts=self._child,
         )
@@ -317,6 +322,8 @@ class PostgresCluster(pulumi.ComponentResource):
             kube.secret_env("APP_PASSWORD", credentials, "app-password"),
             kube.secret_env("REPLICATION_PASSWORD", credentials, "replication-password"),
             kube.secret_env("METRICS_PASSWORD", credentials, "metrics-password"),
+            {"name": "READONLY_USER", "value": a.readonly_user},
+            kube.secret_env("READONLY_PASSWORD", credentials, "readonly-password"),
             {"name": "PRIMARY_HOST", "value": primary_host},
         ]
         if role == "primary":
@@ -433,7 +440,19 @@ class PostgresCluster(pulumi.ComponentResource):
             "inheritedMetadata": {"labels": self.identity.labels(), "annotations": kube.scrape_annotations(EXPORTER_PORT)},
             "monitoring": {"enablePodMonitor": False},
             "plugins": plugins,
+            # Declarative roles: the read-only user for dashboards, its password from a Secret.
+            "managed": {"roles": [{
+                "name": a.readonly_user, "ensure": "present", "login": True,
+                "inRoles": ["pg_read_all_data"], "passwordSecret": {"name": f"{a.name}-readonly"},
+            }]},
         }
+        k8s.core.v1.Secret(
+            f"{self._name}-readonly",
+            metadata=self._meta(f"{a.name}-readonly"),
+            type="kubernetes.io/basic-auth",
+            string_data={"username": a.readonly_user, "password": self.readonly_password},
+            opts=self._child,
+        )
         if a.recovery is not None:
             recovery: dict = {"source": "origin", "database": a.database, "owner": a.app_user,
                               "secret": {"name": self.secret_name}}
@@ -544,12 +563,15 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'S
 \getenv app_password APP_PASSWORD
 \getenv replication_password REPLICATION_PASSWORD
 \getenv metrics_password METRICS_PASSWORD
+\getenv readonly_user READONLY_USER
+\getenv readonly_password READONLY_PASSWORD
 -- CREATEDB: a restore builds a fresh database and swaps it in only after verifying it.
 CREATE ROLE :"app_user" LOGIN CREATEDB PASSWORD :'app_password';
 ALTER DATABASE :"POSTGRES_DB" OWNER TO :"app_user";
 GRANT ALL ON SCHEMA public TO :"app_user";
 CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'replication_password';
 CREATE ROLE metrics LOGIN PASSWORD :'metrics_password' IN ROLE pg_monitor;
+CREATE ROLE :"readonly_user" LOGIN PASSWORD :'readonly_password' IN ROLE pg_read_all_data;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
 echo "host replication replicator all scram-sha-256" >> "$PGDATA/pg_hba.conf"

@@ -312,6 +312,62 @@ class AwsConfig(_Model):
         return self
 
 
+DURATION_RE = re.compile(r"^[0-9]+(h|d|w|y)$")
+SIZE_RE = re.compile(r"^[0-9]+(MB|GB|TB)$")
+HOST_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class MonitoringConfig(_Model):
+    prometheus_retention_time: str
+    prometheus_retention_size: str
+    prometheus_storage_size: str
+    alerting: bool  # Alertmanager (receivers' secrets: aquascene:alert_smtp_password, alert_slack_webhook_url)
+    alertmanager_replicas: int = Field(ge=1, le=5)
+    logs: bool  # Loki + the Alloy log agent
+    loki_retention: str
+    loki_storage_size: str
+    node_exporter: bool
+
+    @field_validator("prometheus_retention_time", "loki_retention")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if not DURATION_RE.match(v):
+            raise ValueError(f"must be a duration such as 15d or 720h, got {v!r}")
+        return v
+
+    @field_validator("prometheus_retention_size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not SIZE_RE.match(v):
+            raise ValueError(f"must be a size such as 10GB, got {v!r}")
+        return v
+
+    _volumes = field_validator("prometheus_storage_size", "loki_storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+
+class IngressConfig(_Model):
+    mode: Literal["gateway", "ingress"]
+    api_host: str
+    grafana_host: str
+    tls_issuer: Literal["none", "letsencrypt-staging", "letsencrypt-production"]
+    acme_email: str
+    gateway_class: str
+    ingress_class: str
+
+    @field_validator("api_host", "grafana_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not HOST_RE.match(v):
+            raise ValueError(f"must be a DNS name such as api.aquascene.example, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _email(self) -> "IngressConfig":
+        if self.tls_issuer != "none" and "@" not in self.acme_email:
+            raise ValueError("acme_email must be set when tls_issuer issues certificates (Let's Encrypt account)")
+        return self
+
+
 class BackupsConfig(_Model):
     enabled: bool
     schedule: str
@@ -339,6 +395,8 @@ class StackConfig(_Model):
     object_store: ObjectStoreConfig
     backups: BackupsConfig
     aws: AwsConfig
+    monitoring: MonitoringConfig
+    ingress: IngressConfig
 
     @model_validator(mode="after")
     def _managed_services_need_aws(self) -> "StackConfig":
@@ -397,8 +455,19 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
     return config
 
 
+# Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
+SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url")
+
+
+def secret_setting(key: str) -> pulumi.Output[str] | None:
+    """A secret config value as a secret Output, or None when unset."""
+    if key not in SECRET_KEYS:
+        raise KeyError(f"{key} is not one of the secret settings {SECRET_KEYS}")
+    return pulumi.Config(CONFIG_NAMESPACE).get_secret(key)
+
+
 def read_pulumi_config(namespace: str = CONFIG_NAMESPACE) -> dict[str, Any]:
-    """Every `namespace:*` key of the running program's config, values parsed from JSON where they are JSON."""
+    """Every `namespace:*` key of the running program's config (but the secrets), values parsed from JSON."""
     from pulumi.runtime import config as runtime_config
 
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
@@ -406,7 +475,7 @@ def read_pulumi_config(namespace: str = CONFIG_NAMESPACE) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for full_key in sorted(keys):
         ns, _, key = full_key.partition(":")
-        if ns != namespace or not key:
+        if ns != namespace or not key or key in SECRET_KEYS:
             continue
         raw = cfg.get(key)
         if raw is None:

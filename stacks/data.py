@@ -76,6 +76,10 @@ class DataLayer:
     storage: ObjectStorage
     components: list[pulumi.Resource] = field(default_factory=list)
     role_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # service account -> IAM role
+    # The read-only database user for dashboards (None: a managed database without one).
+    readonly_user: str | None = None
+    readonly_password: pulumi.Input[str] | None = None
+    database_sslmode: str = "disable"
 
     def secret_env(self, client: str) -> list[SecretEnv]:
         """Connection settings of one client (a service name, or SYSTEM), all by Secret reference."""
@@ -130,6 +134,14 @@ def data_clients() -> list[kube.NetworkPeer]:
     ]
 
 
+def grafana_peer(config: StackConfig) -> kube.NetworkPeer:
+    """Grafana's PostgreSQL datasource (the read-only user) connects from the monitoring namespace."""
+    return kube.NetworkPeer(
+        namespace=catalog.monitoring_namespace_for(config.environment),
+        pod_labels={"app.kubernetes.io/name": "grafana"},
+    )
+
+
 def prometheus_peer(config: StackConfig) -> kube.NetworkPeer:
     return kube.NetworkPeer(
         namespace=catalog.monitoring_namespace_for(config.environment),
@@ -146,8 +158,13 @@ def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.Re
     if aws_layer is not None:
         roles = {name: role.arn for name, role in aws_layer.app_roles.items()}
         roles["backup"] = aws_layer.backup_role.arn
-    return DataLayer(database=database, cache=cache, storage=storage, role_arns=roles,
-                     components=[c for c in (*store_components, db_component, cache_component) if c is not None])
+    layer = DataLayer(database=database, cache=cache, storage=storage, role_arns=roles,
+                      components=[c for c in (*store_components, db_component, cache_component) if c is not None])
+    if isinstance(db_component, PostgresCluster):
+        layer.readonly_user = db_component.readonly_user
+        layer.readonly_password = db_component.readonly_password
+        layer.database_sslmode = "require" if db_component.tls else "disable"
+    return layer
 
 
 # ------------------------------------------------------------------ storage
@@ -209,8 +226,8 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             namespace=config.namespace, environment=config.environment, mode=pg.mode, instances=pg.instances,
             image=images.resolve(pg.image), exporter_image=images.resolve(pg.exporter_image),
             storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
-            resources=kube.preset(pg.resources), clients=data_clients(), scrapers=[prometheus_peer(config)],
-            backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
+            resources=kube.preset(pg.resources), clients=[*data_clients(), grafana_peer(config)],
+            scrapers=[prometheus_peer(config)], backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
             zone_anti_affinity=pg.zone_anti_affinity,

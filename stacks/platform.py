@@ -21,11 +21,14 @@ from components import kube
 from components.app_job import AppJob, AppJobArgs
 from components.app_service import AppService, AppServiceArgs, Autoscaling
 from components.backup import BackupSchedule, BackupScheduleArgs
+from components.ingress import PublicRoutes
+from components.monitoring import MonitoringStack
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig
 from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
+from stacks.observability import compose_monitoring, compose_routes
 
 APP_COMPONENT = "api"
 
@@ -41,6 +44,8 @@ class Platform:
     data: DataLayer
     migration: AppJob
     aws: AwsFoundation | None = None
+    monitoring: MonitoringStack | None = None
+    routes: PublicRoutes | None = None
     services: dict[str, AppService] = field(default_factory=dict)
     backups: BackupSchedule | None = None
 
@@ -64,6 +69,11 @@ class Platform:
             "buckets": dict(storage.bucket_names),
         })
         pulumi.export("backup_cronjobs", self.backups.cronjob_names if self.backups else [])
+        if self.routes is not None:
+            pulumi.export("public_urls", self.routes.urls)
+        if self.monitoring is not None:
+            pulumi.export("prometheus_url", self.monitoring.prometheus_url)
+            pulumi.export("grafana_admin_password", self.monitoring.grafana_admin_password)  # secret
         if self.aws is not None:
             self.aws.export()
 
@@ -88,6 +98,10 @@ def compose(config: StackConfig) -> Platform:
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
+    services = list(platform.services.values())
+    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider], depends_on=services))
+    platform.monitoring = compose_monitoring(config, data, images,
+                                             pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]))
     if config.backups.enabled:
         platform.backups = backup_schedule(config, data, image, in_namespace)
     return platform

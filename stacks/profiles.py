@@ -70,6 +70,27 @@ _OBJECT_STORE = {
     "resources": "medium",
 }
 
+_MONITORING = {
+    "prometheus_retention_time": "15d",
+    "prometheus_retention_size": "8GB",
+    "prometheus_storage_size": "10Gi",
+    "alerting": False,  # Alertmanager
+    "alertmanager_replicas": 1,
+    "logs": False,  # Loki + Grafana Alloy on every node
+    "loki_retention": "168h",
+    "loki_storage_size": "10Gi",
+    "node_exporter": True,
+}
+_INGRESS = {
+    "mode": "gateway",  # Gateway API on Envoy Gateway; "ingress": the Ingress API
+    "api_host": "api.dev.aquascene.example",
+    "grafana_host": "grafana.dev.aquascene.example",
+    "tls_issuer": "none",  # none | letsencrypt-staging | letsencrypt-production (cert-manager)
+    "acme_email": "",
+    "gateway_class": "eg",
+    "ingress_class": "nginx",
+}
+
 _BACKUPS = {
     "enabled": False,
     "schedule": "0 2 * * *",  # daily dumps at 02:00 UTC
@@ -127,6 +148,8 @@ PROFILES: dict[str, Profile] = {
         "object_store": dict(_OBJECT_STORE),
         "backups": dict(_BACKUPS),
         "aws": dict(_AWS),
+        "monitoring": dict(_MONITORING),  # Prometheus + Grafana
+        "ingress": dict(_INGRESS),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -149,6 +172,11 @@ PROFILES: dict[str, Profile] = {
         "object_store": {**_OBJECT_STORE, "storage_size": "100Gi"},
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 7},
         "aws": dict(_AWS),
+        # The full stack with alerting.
+        "monitoring": {**_MONITORING, "alerting": True, "logs": True},
+        "ingress": {**_INGRESS, "api_host": "api.staging.aquascene.example",
+                    "grafana_host": "grafana.staging.aquascene.example",
+                    "tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -187,6 +215,12 @@ PROFILES: dict[str, Profile] = {
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 30},
         # One `pulumi up` in a fresh account: VPC across 3 AZs, EKS, then the platform on it.
         "aws": {**_AWS, "enabled": True},
+        # Full stack, alerting, 30 days / 10 GB of metrics.
+        "monitoring": {**_MONITORING, "prometheus_retention_time": "30d", "prometheus_retention_size": "10GB",
+                       "prometheus_storage_size": "20Gi", "alerting": True, "alertmanager_replicas": 2,
+                       "logs": True, "loki_retention": "720h", "loki_storage_size": "50Gi"},
+        "ingress": {**_INGRESS, "api_host": "api.aquascene.example", "grafana_host": "grafana.aquascene.example",
+                    "tls_issuer": "letsencrypt-production", "acme_email": "ops@aquascene.example"},
     },
 }
 

@@ -88,7 +88,7 @@ def test_postgres_passwords_referenced_never_inlined(run_program):
     assert app["stringData"]["url"].endswith("@postgres.ns.svc.cluster.local:5432/content_engine")
     # secrets are secret Outputs, so the render redacts them
     assert manifest_of(secrets["postgres-app"])["stringData"]["password"] == "[secret]"
-    assert len(rec.of_type("random:index/randomPassword:RandomPassword")) == 4
+    assert len(rec.of_type("random:index/randomPassword:RandomPassword")) == 5  # superuser, app, replication, metrics, read-only
 
 
 def test_postgres_network_policy_peers(run_program):
@@ -427,4 +427,9 @@ def test_stack_outputs_name_endpoints_not_secrets(run_stack):
     assert out["postgres"]["read_only_host"] == "postgres-ro.aquascene-prod.svc.cluster.local"
     assert out["redis"]["cluster_mode"] is True
     assert sorted(out["object_store"]["buckets"]) == sorted(b.name for b in SEED_BUCKETS)
-    assert "password" not in json.dumps(out).lower()
+    from stacks.recording import is_secret
+
+    passwords = [r.outputs["result"] for r in run_stack("prod").of_type("random:index/randomPassword:RandomPassword")]
+    plain = json.dumps({k: v for k, v in out.items() if not is_secret(v)})
+    assert passwords and not any(p in plain for p in passwords)
+    assert is_secret(out["grafana_admin_password"]) and is_secret(out["kubeconfig"])
