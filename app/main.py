@@ -65,7 +65,7 @@ class BodySizeLimitMiddleware:
 
 
 ROLE_ROUTERS = {
-    Role.CONTENT_MANAGER: [content.read_router, content.router, content.files_router],
+    Role.CONTENT_MANAGER: [content.router, content.files_router],
     Role.AI_PROCESSOR: [generation.router],
     Role.WEB_SCRAPER: [scraping.router],
     Role.DISTRIBUTOR: [newsletters.router],
@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.schema_head = migrate.head_revision()
     install_error_handlers(app)
 
+    if settings.serves(Role.CONTENT_MANAGER):
+        app.add_api_route(endpoint=content.get_content, **content.READ_ROUTE)
     for role, routers in ROLE_ROUTERS.items():
         if settings.serves(role):
             for router in routers:
