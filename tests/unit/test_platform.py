@@ -30,7 +30,8 @@ def test_namespace_is_restricted_and_closed(run_stack, env):
 def test_five_services_with_their_ports_and_profile(run_stack, env):
     replicas, hpa, requests, ai_limit, log_level, pool = EXPECTED[env]
     rec = run_stack(env)
-    assert sorted(d.plain_inputs["metadata"]["name"] for d in rec.kubernetes("Deployment")) == sorted(SERVICE_NAMES)
+    in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"]
+    assert sorted(d.plain_inputs["metadata"]["name"] for d in in_app_namespace) == sorted(SERVICE_NAMES)
     for service in CONTENT_SERVICES:
         dep = rec.k8s_object("Deployment", service.name, f"aquascene-{env}")
         container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -79,7 +80,9 @@ def test_prod_deploys_the_built_image_by_digest(run_stack):
     rec = run_stack("prod")
     (image,) = rec.of_type("docker:index/image:Image")
     assert image.plain_inputs["build"]["dockerfile"] == "app/Dockerfile"
-    for dep in rec.kubernetes("Deployment"):
+    for dep in rec.of_type("kubernetes:apps/v1:Deployment"):
+        if rec.by_urn()[dep.parent].type != "aquascene:app:AppService":
+            continue
         ref = dep.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"]
         assert "@sha256:" in ref
     assert "@sha256:" in rec.stack_outputs["image"]
@@ -89,7 +92,9 @@ def test_prod_deploys_the_built_image_by_digest(run_stack):
 def test_dev_and_staging_deploy_the_configured_tag_without_building(run_stack, env):
     rec = run_stack(env)
     assert rec.of_type("docker:index/image:Image") == []
-    images = {d.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"] for d in rec.kubernetes("Deployment")}
+    apps = [d for d in rec.kubernetes("Deployment") if rec.by_urn()[d.parent].type == "aquascene:app:AppService"]
+    assert len(apps) == 5
+    images = {d.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"] for d in apps}
     assert images == {"ghcr.io/aquascene/content-engine:1.0.0"}
 
 

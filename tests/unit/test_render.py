@@ -18,7 +18,7 @@ def test_render_validates_every_object(env, tmp_path, capsys):
     assert main(["render", env, "--out", str(out), "--project-dir", str(REPO)]) == 0
     printed = capsys.readouterr().out
     assert " 0 invalid" in printed
-    deployments = sorted(p.name for p in (out / "Deployment").iterdir())
+    deployments = sorted(p.name for p in (out / "Deployment").iterdir() if p.name.startswith(f"aquascene-{env}."))
     assert deployments == [
         f"aquascene-{env}.{name}.yaml"
         for name in sorted(["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager"])
@@ -39,7 +39,8 @@ def test_resources_json_has_the_stack_export_shape(tmp_path):
         assert {"urn", "type", "custom", "inputs", "dependencies", "propertyDependencies"} <= set(entry)
     types = {r["type"] for r in resources}
     assert {"pulumi:pulumi:Stack", "aquascene:app:AppService", "docker:index/image:Image", "kubernetes:apps/v1:Deployment"} <= types
-    deployment = next(r for r in resources if r["type"] == "kubernetes:apps/v1:Deployment")
+    deployment = next(r for r in resources if r["type"] == "kubernetes:apps/v1:Deployment"
+                      and r["urn"].endswith("::content-manager-deployment"))
     component = next(r for r in resources if r["urn"] == deployment["parent"])
     assert component["type"] == "aquascene:app:AppService"
     # prod deploys through the provider of the EKS cluster it creates
