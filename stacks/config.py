@@ -321,12 +321,14 @@ class MonitoringConfig(_Model):
     prometheus_retention_time: str
     prometheus_retention_size: str
     prometheus_storage_size: str
+    prometheus_replicas: int = Field(ge=1, le=3)  # > 1: an HA group (replica external label, alerts deduplicated)
     alerting: bool  # Alertmanager (receivers' secrets: aquascene:alert_smtp_password, alert_slack_webhook_url)
     alertmanager_replicas: int = Field(ge=1, le=5)
     logs: bool  # Loki + the Alloy log agent
     loki_retention: str
     loki_storage_size: str
     node_exporter: bool
+    kube_state_metrics_replicas: int = Field(ge=1, le=3)  # behind its Service, scraped as one target
 
     @field_validator("prometheus_retention_time", "loki_retention")
     @classmethod
@@ -373,7 +375,6 @@ class BackupsConfig(_Model):
     schedule: str
     retention_days: int = Field(ge=1, le=3650)
     targets: list[Literal["postgres", "redis", "objects"]] = Field(min_length=1)
-    alert_after_hours: int = Field(ge=1, le=24 * 14)
 
     @field_validator("schedule")
     @classmethod

@@ -74,12 +74,14 @@ _MONITORING = {
     "prometheus_retention_time": "15d",
     "prometheus_retention_size": "8GB",
     "prometheus_storage_size": "10Gi",
+    "prometheus_replicas": 1,  # 2: an HA pair, each scraping everything (alerts deduplicated by Alertmanager)
     "alerting": False,  # Alertmanager
     "alertmanager_replicas": 1,
     "logs": False,  # Loki + Grafana Alloy on every node
     "loki_retention": "168h",
     "loki_storage_size": "10Gi",
     "node_exporter": True,
+    "kube_state_metrics_replicas": 1,  # > 1: replicas behind its Service, scraped as one target
 }
 _INGRESS = {
     "mode": "gateway",  # Gateway API on Envoy Gateway; "ingress": the Ingress API
@@ -96,7 +98,6 @@ _BACKUPS = {
     "schedule": "0 2 * * *",  # daily dumps at 02:00 UTC
     "retention_days": 7,
     "targets": ["postgres", "redis", "objects"],
-    "alert_after_hours": 26,  # a daily schedule plus slack: older than this pages
 }
 
 _AWS = {
@@ -215,10 +216,12 @@ PROFILES: dict[str, Profile] = {
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 30},
         # One `pulumi up` in a fresh account: VPC across 3 AZs, EKS, then the platform on it.
         "aws": {**_AWS, "enabled": True},
-        # Full stack, alerting, 30 days / 10 GB of metrics.
+        # Full stack, alerting, 30 days / 10 GB of metrics; Prometheus, Alertmanager and
+        # kube-state-metrics in pairs (Grafana and single-binary Loki are singletons by design).
         "monitoring": {**_MONITORING, "prometheus_retention_time": "30d", "prometheus_retention_size": "10GB",
-                       "prometheus_storage_size": "20Gi", "alerting": True, "alertmanager_replicas": 2,
-                       "logs": True, "loki_retention": "720h", "loki_storage_size": "50Gi"},
+                       "prometheus_storage_size": "20Gi", "prometheus_replicas": 2, "alerting": True,
+                       "alertmanager_replicas": 2, "logs": True, "loki_retention": "720h",
+                       "loki_storage_size": "50Gi", "kube_state_metrics_replicas": 2},
         "ingress": {**_INGRESS, "api_host": "api.aquascene.example", "grafana_host": "grafana.aquascene.example",
                     "tls_issuer": "letsencrypt-production", "acme_email": "ops@aquascene.example"},
     },
