@@ -29,6 +29,14 @@ DEFAULT_UID = 10001
 
 SCRAPE_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
 
+# The policy pack's exemption annotation (policies/aquascene_policies/core.py): on a
+# workload or namespace object itself, `<prefix><rule>: "<reason>"`.
+POLICY_EXEMPT_PREFIX = "policy.aquascene.io/exempt-"
+
+# Where client libraries (client-go's in-cluster config, Prometheus, Alloy) read
+# the pod's API credentials: token, ca.crt and namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
 
 # --------------------------------------------------------------------------- labels
 
@@ -156,9 +164,32 @@ def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
     return labels
 
 
-def namespace_metadata(name: str, environment: str, level: str, kubernetes_version: str) -> Manifest:
-    """A namespace's metadata: the shared labels plus its Pod Security level."""
-    return {"name": name, "labels": {**namespace_labels(environment), **pod_security_labels(level, kubernetes_version)}}
+def namespace_metadata(
+    name: str, environment: str, level: str, kubernetes_version: str, annotations: Mapping[str, str] | None = None
+) -> Manifest:
+    """A namespace's metadata: the shared labels plus its Pod Security level (and any annotations)."""
+    meta: Manifest = {
+        "name": name,
+        "labels": {**namespace_labels(environment), **pod_security_labels(level, kubernetes_version)},
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def policy_exemptions(reasons: Mapping[str, str]) -> dict[str, str]:
+    """Exemption annotations for the policy pack: rule name -> the recorded reason.
+
+    For an object's own metadata (a workload or a namespace, never a pod
+    template). Every exemption needs a reason; an empty one is an error here
+    rather than a finding later.
+    """
+    annotations: dict[str, str] = {}
+    for rule, reason in reasons.items():
+        if not rule or not reason or not reason.strip():
+            raise ValueError(f"policy exemption {rule!r} needs a rule name and a reason")
+        annotations[POLICY_EXEMPT_PREFIX + rule] = reason.strip()
+    return annotations
 
 
 def namespace_labels(environment: str) -> dict[str, str]:
@@ -176,6 +207,34 @@ def tmp_volume(size_limit: str = "256Mi") -> tuple[Manifest, Manifest]:
         {"name": "tmp", "emptyDir": {"sizeLimit": size_limit}},
         {"name": "tmp", "mountPath": "/tmp"},
     )
+
+
+API_TOKEN_MIN_SECONDS = 600  # the API server rejects shorter-lived projected tokens
+
+
+def api_token_volume(expiration_seconds: int = 3600, name: str = "kube-api-access") -> tuple[Manifest, Manifest]:
+    """The Kubernetes API credentials as an explicit projected volume: (volume, mount).
+
+    For the few pods that talk to the API, with `automountServiceAccountToken:
+    false` on the pod: the same three files the automounted volume holds, at the
+    same path (so in-cluster clients find them unchanged), but declared in the
+    manifest and with a short-lived, audience-bound token the kubelet rotates.
+    """
+    if expiration_seconds < API_TOKEN_MIN_SECONDS:
+        raise ValueError(f"api_token_volume: expiration_seconds must be >= {API_TOKEN_MIN_SECONDS}, got {expiration_seconds}")
+    volume = {
+        "name": name,
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": expiration_seconds}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [
+                    {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
+                ]}},
+            ]
+        },
+    }
+    return volume, {"name": name, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}
 
 
 # ------------------------------------------------------------------------ probes

@@ -66,7 +66,8 @@ def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy
             gateway_namespace=catalog.gateway_namespace_for(env),
             prometheus=PrometheusArgs(retention_time=cfg.prometheus_retention_time,
                                       retention_size=cfg.prometheus_retention_size,
-                                      storage=Storage(cfg.prometheus_storage_size)),
+                                      storage=Storage(cfg.prometheus_storage_size),
+                                      replicas=cfg.prometheus_replicas),
             alertmanager=AlertmanagerArgs(
                 replicas=cfg.alertmanager_replicas,
                 receivers=AlertReceivers(smtp_password=secret_setting("alert_smtp_password"),
@@ -75,6 +76,7 @@ def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy
             grafana=GrafanaArgs(root_url=f"https://{config.ingress.grafana_host}", postgres=grafana_db),
             loki=LokiArgs(retention=cfg.loki_retention, storage=Storage(cfg.loki_storage_size)) if cfg.logs else None,
             node_exporter=cfg.node_exporter,
+            kube_state_metrics_replicas=cfg.kube_state_metrics_replicas,
             images=Images(**{f.name: images.resolve(getattr(defaults, f.name))
                              for f in dataclasses.fields(defaults)}),
         ),

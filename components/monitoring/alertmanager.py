@@ -42,7 +42,7 @@ Started: {{ .StartsAt }}
 def peer_addresses(args: MonitoringStackArgs) -> list[str]:
     """host:port of every replica, by the headless Service's per-pod DNS."""
     assert args.alertmanager is not None
-    host = kube.cluster_dns(f"{NAME}-headless", args.namespace)
+    host = kube.cluster_dns(wl.headless_service_name(NAME), args.namespace)
     return [f"{NAME}-{i}.{host}:{PORT}" for i in range(args.alertmanager.replicas)]
 
 
@@ -107,7 +107,7 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     am = args.alertmanager
     assert am is not None
     ns = args.namespace
-    identity = kube.Identity(NAME, "alerting", args.environment, wl.image_tag(args.images.alertmanager))
+    identity = kube.Identity(NAME, "alerting", args.environment, kube.image_version(args.images.alertmanager))
     receivers = am.receivers
     rendered = pulumi.Output.all(
         pulumi.Output.from_input(receivers.smtp_password), pulumi.Output.from_input(receivers.slack_webhook_url)
@@ -147,5 +147,4 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
         # SMTP submission and the Slack API are on the internet.
         egress_to=[kube.NetworkPeer(cidr="0.0.0.0/0", except_cidrs=kube.PRIVATE_CIDRS, ports=(443, 587)),
                    *(gossip if am.replicas > 1 else [])],
-        headless_service=True,
     ), depends_on=[secret, *depends_on])

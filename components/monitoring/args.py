@@ -88,10 +88,15 @@ class PrometheusArgs:
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"
     resources: kube.Resources = kube.RESOURCE_PRESETS["medium"]
+    # > 1: an HA group. Each replica scrapes everything into its own volume and sends
+    # every alert; the `replica` external label (its pod name) is dropped on the way to
+    # Alertmanager, which then sees identical alerts and deduplicates them.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         for name in ("retention_time", "scrape_interval", "evaluation_interval"):
             _duration("PrometheusArgs", name, getattr(self, name))
+        _check(1 <= self.replicas <= 3, f"PrometheusArgs.replicas must be 1-3, got {self.replicas}")
         _check(
             bool(_BYTES.match(self.retention_size)),
             f"PrometheusArgs.retention_size must be like 10GB, got {self.retention_size!r}",
@@ -255,6 +260,9 @@ class MonitoringStackArgs:
     loki: LokiArgs | None = LokiArgs()  # with Loki comes Alloy, the log agent on every node
     node_exporter: bool = True
     kube_state_metrics: bool = True
+    # > 1: replicas behind its Service. Prometheus scrapes the Service as one target, so
+    # whichever replica answers, each series exists once (no duplicates to sum away).
+    kube_state_metrics_replicas: int = 1
     images: Images = Images()
 
     def __post_init__(self) -> None:
@@ -264,6 +272,8 @@ class MonitoringStackArgs:
         _check(len({self.namespace, self.app_namespace, self.node_agents_namespace}) == 3,
                "MonitoringStackArgs: namespace, app_namespace and node_agents_namespace must differ "
                "(the node agents need a weaker Pod Security level than everything else)")
+        _check(1 <= self.kube_state_metrics_replicas <= 3,
+               f"MonitoringStackArgs.kube_state_metrics_replicas must be 1-3, got {self.kube_state_metrics_replicas}")
         jobs = [t.job for t in self.scrape_targets]
         duplicates = sorted({j for j in jobs if jobs.count(j) > 1} | (set(jobs) & RESERVED_JOBS))
         _check(not duplicates, f"MonitoringStackArgs.scrape_targets: job names {duplicates} are duplicated or reserved")

@@ -39,7 +39,8 @@ KSM_RESOURCES = {
 
 def deploy_node_exporter(parent: pulumi.Resource, args: MonitoringStackArgs,
                          depends_on: list[pulumi.Resource]) -> wl.Deployed:
-    identity = kube.Identity(NODE_EXPORTER, "node-metrics", args.environment, wl.image_tag(args.images.node_exporter))
+    identity = kube.Identity(NODE_EXPORTER, "node-metrics", args.environment,
+                             kube.image_version(args.images.node_exporter))
     return wl.deploy(parent, "DaemonSet", wl.Workload(
         identity=identity,
         namespace=args.node_agents_namespace,
@@ -66,7 +67,8 @@ def deploy_node_exporter(parent: pulumi.Resource, args: MonitoringStackArgs,
 def deploy_kube_state_metrics(parent: pulumi.Resource, args: MonitoringStackArgs,
                               depends_on: list[pulumi.Resource]) -> wl.Deployed:
     ns = args.namespace
-    identity = kube.Identity(KSM, "cluster-metrics", args.environment, wl.image_tag(args.images.kube_state_metrics))
+    identity = kube.Identity(KSM, "cluster-metrics", args.environment,
+                             kube.image_version(args.images.kube_state_metrics))
     labels = identity.labels()
     child = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
     cluster_name = f"{ns}-{KSM}"
@@ -91,5 +93,6 @@ def deploy_kube_state_metrics(parent: pulumi.Resource, args: MonitoringStackArgs
         },
         ingress_from=[wl.same_namespace("prometheus", [KSM_PORT, KSM_TELEMETRY_PORT])],
         egress_to=wl.private_network(wl.API_SERVER_PORTS),
+        replicas=args.kube_state_metrics_replicas,
         kubernetes_api=True,
     ), depends_on=depends_on)

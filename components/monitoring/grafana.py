@@ -23,6 +23,10 @@ ADMIN_SECRET = "grafana-admin"
 DATASOURCE_SECRET = "grafana-datasources"
 POSTGRES_PASSWORD_ENV = "POSTGRES_READONLY_PASSWORD"  # expanded by Grafana when it reads the provisioning file
 FOLDER = "AquaScene Content Engine"
+# Why Grafana runs one pod (its exemption from workload-min-replicas).
+SINGLETON = ("Grafana keeps users, sessions and settings in its embedded SQLite database on one ReadWriteOnce "
+             "volume: a second pod would have a database of its own (logins and changes not shared); "
+             "replicas need an external database (GF_DATABASE_*)")
 
 
 def dashboards() -> dict[str, str]:
@@ -78,7 +82,7 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     g = args.grafana
     ns = args.namespace
     child = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
-    identity = kube.Identity(NAME, "dashboards", args.environment, wl.image_tag(args.images.grafana))
+    identity = kube.Identity(NAME, "dashboards", args.environment, kube.image_version(args.images.grafana))
     labels = identity.labels()
 
     password = random.RandomPassword(f"{NAME}-admin-password", length=32, special=False,
@@ -139,6 +143,7 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
         pod_annotations={"checksum/config": pulumi.Output.all(datasources, provider, boards).apply(kube.content_checksum)},
         ingress_from=ingress,
         egress_to=egress,
+        singleton=SINGLETON,
     ), depends_on=[*secrets, *depends_on])
     return GrafanaParts(deployed, pulumi.Output.secret(password.result))
 

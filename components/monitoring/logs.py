@@ -23,6 +23,16 @@ ALLOY_PORT = 12345
 POD_LOGS = "/var/log/pods"
 SCHEMA_FROM = "2025-01-01"  # first day of the tsdb/v13 schema; never edit, add a new period instead
 
+# Why Loki runs one pod (its exemption from workload-min-replicas), by storage backend.
+LOKI_SINGLETON = {
+    "filesystem": "single-binary Loki keeps its chunks and index on one ReadWriteOnce volume and its ring "
+                  "in memory (replication factor 1); scale-out needs the simple-scalable or microservices "
+                  "mode on object storage",
+    "s3": "single-binary Loki keeps its ring in memory (replication factor 1) and its WAL on one volume: a "
+          "second pod would be a separate, unreplicated ingester; scale-out needs the simple-scalable or "
+          "microservices mode with a shared ring",
+}
+
 ALLOY_EXCEPTION = wl.NodeAgent(
     reason="reads the kubelet's pod log files under /var/log/pods (host path, read-only), which are "
            "root-owned 0640: runs as UID 0 with every capability dropped, nothing else",
@@ -147,7 +157,7 @@ def deploy_loki(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: 
     loki: LokiArgs | None = args.loki
     assert loki is not None
     ns = args.namespace
-    identity = kube.Identity(LOKI, "logs", args.environment, wl.image_tag(args.images.loki))
+    identity = kube.Identity(LOKI, "logs", args.environment, kube.image_version(args.images.loki))
     config = loki_config(args)
     k8s.core.v1.ConfigMap(f"{LOKI}-config", metadata=kube.metadata(f"{LOKI}-config", ns, identity.labels()),
                           data={"loki.yaml": config}, opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
@@ -183,13 +193,14 @@ def deploy_loki(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: 
         ],
         egress_to=egress,
         service_account_annotations=dict(loki.service_account_annotations),
+        singleton=LOKI_SINGLETON[loki.storage_backend],
     ), depends_on=depends_on)
 
 
 def deploy_alloy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[pulumi.Resource]) -> wl.Deployed:
     assert args.loki is not None
     ns = args.node_agents_namespace
-    identity = kube.Identity(ALLOY, "log-agent", args.environment, wl.image_tag(args.images.alloy))
+    identity = kube.Identity(ALLOY, "log-agent", args.environment, kube.image_version(args.images.alloy))
     labels = identity.labels()
     child = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
     config = alloy_config(args)

@@ -20,7 +20,11 @@ PORT = 9090
 CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
 RULES_DIR = "rules"  # relative to prometheus.yml, as promtool resolves it too
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SA_DIR = kube.SERVICE_ACCOUNT_DIR  # the projected API credentials (kube.api_token_volume)
+# External label naming the replica of an HA pair: the pod's name, expanded by Prometheus
+# from the environment when it loads the file (Prometheus 3 does so by default).
+REPLICA_LABEL = "replica"
+POD_NAME_ENV = "POD_NAME"
 
 Config = dict[str, Any]
 
@@ -33,20 +37,28 @@ def rule_files() -> dict[str, str]:
 
 def prometheus_config(args: MonitoringStackArgs) -> str:
     p = args.prometheus
+    external_labels = {"cluster": args.cluster_name, "environment": args.environment}
+    if p.replicas > 1:
+        external_labels[REPLICA_LABEL] = f"${{{POD_NAME_ENV}}}"
     config: Config = {
         "global": {
             "scrape_interval": p.scrape_interval,
             "evaluation_interval": p.evaluation_interval,
-            "external_labels": {"cluster": args.cluster_name, "environment": args.environment},
+            "external_labels": external_labels,
         },
         "rule_files": [f"{RULES_DIR}/*.yml"],
         "scrape_configs": scrape_configs(args),
     }
     if args.alertmanager is not None:
-        config["alerting"] = {
+        alerting: Config = {
             # Every replica individually: Alertmanager deduplicates, a Service would not fan out.
             "alertmanagers": [{"static_configs": [{"targets": peer_addresses(args)}]}]
         }
+        if p.replicas > 1:
+            # Both Prometheus replicas send the same alert; without their replica label
+            # the two are identical and Alertmanager notifies once.
+            alerting["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
+        config["alerting"] = alerting
     return wl.dump_yaml(config)
 
 
@@ -59,6 +71,8 @@ def scrape_configs(args: MonitoringStackArgs) -> list[Config]:
     if args.loki is not None:
         jobs.append(_static("loki", f"{kube.cluster_dns('loki', ns)}:3100"))
     if args.kube_state_metrics:
+        # Through its Service, one target: with replicas, whichever answers reports the same
+        # objects once (scraping each pod would duplicate every series).
         # honor_labels: the namespace/pod labels describe the objects, not the exporter pod.
         jobs.append({**_static("kube-state-metrics", f"{kube.cluster_dns('kube-state-metrics', ns)}:8080"),
                      "honor_labels": True})
@@ -169,7 +183,7 @@ def discovery_namespaces(args: MonitoringStackArgs) -> list[str]:
 def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[pulumi.Resource]) -> wl.Deployed:
     child = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
     ns = args.namespace
-    identity = kube.Identity(NAME, "metrics", args.environment, wl.image_tag(args.images.prometheus))
+    identity = kube.Identity(NAME, "metrics", args.environment, kube.image_version(args.images.prometheus))
     labels = identity.labels()
     config, rules = prometheus_config(args), rule_files()
 
@@ -185,6 +199,9 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
                        "items": [{"key": name, "path": f"{RULES_DIR}/{name}"} for name in rules]}},
     ]}})
     p = args.prometheus
+    env = []
+    if p.replicas > 1:
+        env.append({"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     scrape_ports = sorted({t.port for t in args.scrape_targets})
     egress = [
         kube.NetworkPeer(namespace=args.app_namespace),  # app and data-store pods, on their annotated ports
@@ -209,9 +226,11 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
             f"--storage.tsdb.retention.size={p.retention_size}",
             f"--web.listen-address=:{PORT}",
         ],
+        env=env,
         files=[files],
         data=p.storage,
         data_path=DATA_DIR,
+        replicas=p.replicas,
         resources=p.resources,
         # WAL replay after a restart can take minutes; startup covers it so liveness stays strict.
         probes=kube.HttpProbes(port="http", liveness_path="/-/healthy", readiness_path="/-/ready",

@@ -11,11 +11,12 @@ from components.monitoring import alertmanager, exporters, grafana, logs, promet
 from components.monitoring import workload as wl
 from components.monitoring.args import MonitoringStackArgs
 
-# The only workloads below the restricted profile, and why: the policy pack's named exceptions.
-NODE_AGENT_EXCEPTIONS: dict[str, str] = {
-    exporters.NODE_EXPORTER: exporters.NODE_EXPORTER_EXCEPTION.reason,
-    logs.ALLOY: logs.ALLOY_EXCEPTION.reason,
+# The only workloads below the restricted profile: the policy pack's named exceptions.
+NODE_AGENTS: dict[str, wl.NodeAgent] = {
+    exporters.NODE_EXPORTER: exporters.NODE_EXPORTER_EXCEPTION,
+    logs.ALLOY: logs.ALLOY_EXCEPTION,
 }
+NODE_AGENT_EXCEPTIONS: dict[str, str] = {name: agent.reason for name, agent in NODE_AGENTS.items()}
 NODE_AGENTS_POD_SECURITY = "privileged"  # host path volumes are outside `baseline` too
 
 
@@ -40,8 +41,11 @@ class MonitoringStack(pulumi.ComponentResource):
         self.node_agents_namespace = args.node_agents_namespace
         namespaces = [self._namespace("namespace", ns, "restricted", args, after)]
         if args.node_agents:
-            namespaces.append(self._namespace("node-agents-namespace", args.node_agents_namespace,
-                                              NODE_AGENTS_POD_SECURITY, args, after))
+            deployed = {logs.ALLOY: args.loki is not None, exporters.NODE_EXPORTER: args.node_exporter}
+            agents = {name: agent for name, agent in NODE_AGENTS.items() if deployed[name]}
+            namespaces.append(self._namespace(
+                "node-agents-namespace", args.node_agents_namespace, NODE_AGENTS_POD_SECURITY, args, after,
+                annotations=kube.policy_exemptions(wl.node_agents_namespace_exemptions(agents))))
         after = after + namespaces
 
         self.prometheus = prometheus.deploy(self, args, after)
@@ -70,10 +74,11 @@ class MonitoringStack(pulumi.ComponentResource):
         })
 
     def _namespace(self, name: str, namespace: str, level: str, args: MonitoringStackArgs,
-                   after: list[pulumi.Resource]) -> k8s.core.v1.Namespace:
+                   after: list[pulumi.Resource], annotations: dict[str, str] | None = None) -> k8s.core.v1.Namespace:
         """A namespace at Pod Security `level`, closed by a default-deny policy."""
         created = k8s.core.v1.Namespace(
-            name, metadata=kube.namespace_metadata(namespace, args.environment, level, args.kubernetes_version),
+            name, metadata=kube.namespace_metadata(namespace, args.environment, level, args.kubernetes_version,
+                                                   annotations),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",

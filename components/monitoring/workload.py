@@ -1,9 +1,14 @@
 """The one shape every monitoring part shares: ServiceAccount, workload
-(StatefulSet with a PVC, Deployment or DaemonSet), Service, NetworkPolicy and,
-when replicated, a PodDisruptionBudget.
+(StatefulSet with a PVC, Deployment or DaemonSet), Service (plus a headless one
+for a StatefulSet), NetworkPolicy and, when replicated, a PodDisruptionBudget.
 
 The parts (prometheus.py, alertmanager.py, ...) describe themselves as a
 `Workload`; `deploy` turns that into objects built from components.kube.
+
+Policy exemptions are data, never hand-written annotations: a node agent's
+follow from what its `NodeAgent` asks for (each with the agent's reason), and a
+true singleton's `workload-min-replicas` from `Workload.singleton`. Nothing
+else is exempt from anything.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ class NodeAgent:
     """What a node-level agent needs beyond the restricted profile, and why.
 
     Only the node agents get one; it is the list the policy pack names as
-    its reasoned exceptions (see NODE_AGENT_EXCEPTIONS).
+    its reasoned exceptions (see NODE_AGENT_EXCEPTIONS). `needs()` says which
+    rules that is, so the exemption annotations follow from these fields.
     """
 
     reason: str
@@ -35,6 +41,40 @@ class NodeAgent:
     host_network: bool = False
     host_pid: bool = False
     host_paths: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # volume -> (host path, mount path), read-only
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("NodeAgent.reason must say why the agent needs more than the restricted profile")
+
+    def needs(self) -> dict[str, str]:
+        """Policy rule -> what this agent does that the rule forbids (only what the fields ask for)."""
+        needs: dict[str, str] = {}
+        if self.host_network:
+            needs["pod-no-host-network"] = "the host network namespace"
+        if self.host_pid:
+            needs["pod-no-host-pid"] = "the host PID namespace"
+        if self.host_paths:
+            needs["pod-no-host-path"] = "read-only host path volumes"
+        if self.uid == 0:
+            needs["pod-run-as-non-root"] = "UID 0"
+        return needs
+
+    def exemptions(self) -> dict[str, str]:
+        """Policy rule -> reason: this agent's exemptions, each with the agent's reason."""
+        return {rule: self.reason for rule in self.needs()}
+
+
+def node_agents_namespace_exemptions(agents: Mapping[str, NodeAgent]) -> dict[str, str]:
+    """The node-agent namespace's exemption from the restricted Pod Security level,
+    its reason built from what the agents deployed there need."""
+    if not agents:
+        return {}
+    needs = list(dict.fromkeys(what for agent in agents.values() for what in agent.needs().values()))
+    needed = " and ".join([", ".join(needs[:-1]), needs[-1]] if len(needs) > 1 else needs)
+    return {"namespace-pod-security-restricted": (
+        f"holds only the node agents ({', '.join(agents)}), which need {needed}; "
+        "host namespaces and host path volumes are outside `baseline` too, so it enforces `privileged`"
+    )}
 
 
 @dataclass(frozen=True)
@@ -54,15 +94,40 @@ class Workload:
     ingress_from: Sequence[kube.NetworkPeer] = ()
     egress_to: Sequence[kube.NetworkPeer] = ()
     replicas: int = 1
-    kubernetes_api: bool = False  # mounts the ServiceAccount token (service discovery, state metrics)
+    # Mounts short-lived API credentials (kube.api_token_volume) for discovery or state metrics;
+    # the ServiceAccount token itself is never automounted.
+    kubernetes_api: bool = False
     service_account_annotations: Mapping[str, str] = field(default_factory=dict)
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    headless_service: bool = False  # per-pod DNS (Alertmanager gossip)
     node_agent: NodeAgent | None = None
+    # Why this part must run exactly one pod (its exemption from workload-min-replicas); None: it may scale.
+    singleton: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"Workload {self.name}: replicas must be >= 1, got {self.replicas}")
+        if self.singleton is not None and (self.replicas != 1 or not self.singleton.strip()):
+            raise ValueError(f"Workload {self.name}: a singleton runs exactly one replica and says why")
 
     @property
     def name(self) -> str:
         return self.identity.name
+
+    @property
+    def headless_name(self) -> str:
+        return headless_service_name(self.name)
+
+    def exemptions(self) -> dict[str, str]:
+        """Policy rule -> reason, for the workload object's annotations."""
+        exemptions = self.node_agent.exemptions() if self.node_agent is not None else {}
+        if self.singleton is not None:
+            exemptions["workload-min-replicas"] = self.singleton
+        return exemptions
+
+
+def headless_service_name(name: str) -> str:
+    """The headless Service a StatefulSet names: stable per-pod DNS (<name>-<i>.<name>-headless)."""
+    return f"{name}-headless"
 
 
 @dataclass
@@ -71,6 +136,7 @@ class Deployed:
     workload: pulumi.CustomResource
     service: k8s.core.v1.Service | None
     network_policy: k8s.networking.v1.NetworkPolicy
+    headless_service: k8s.core.v1.Service | None = None  # StatefulSets only
 
 
 def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequence[pulumi.Resource] = ()) -> Deployed:
@@ -83,7 +149,7 @@ def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequenc
     account = k8s.core.v1.ServiceAccount(
         f"{w.name}-sa",
         metadata=meta(annotations=w.service_account_annotations or None),
-        automount_service_account_token=w.kubernetes_api,
+        automount_service_account_token=False,  # API users mount kube.api_token_volume() explicitly
         opts=child,
     )
 
@@ -93,7 +159,7 @@ def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequenc
     if kind == "StatefulSet":
         resource_type = k8s.apps.v1.StatefulSet
         spec.update(
-            serviceName=f"{w.name}-headless" if w.headless_service else w.name,
+            serviceName=w.headless_name,
             replicas=w.replicas,
             podManagementPolicy="Parallel",
             updateStrategy={"type": "RollingUpdate"},
@@ -110,7 +176,7 @@ def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequenc
         spec["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
     workload = resource_type(
         f"{w.name}-{kind.lower()}",
-        metadata=meta(),
+        metadata=meta(annotations=kube.policy_exemptions(w.exemptions()) or None),
         spec=spec,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[account, *depends_on]),
     )
@@ -119,9 +185,11 @@ def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequenc
     if w.node_agent is None or not w.node_agent.host_network:
         service = k8s.core.v1.Service(f"{w.name}-service", metadata=meta(), spec=kube.service_spec(selector, w.ports),
                                       opts=child)
-    if w.headless_service:
-        k8s.core.v1.Service(f"{w.name}-headless-service", metadata=meta(f"{w.name}-headless"),
-                            spec=kube.service_spec(selector, w.ports, headless=True), opts=child)
+    headless = None
+    if kind == "StatefulSet":
+        # The StatefulSet's own: per-pod DNS (Alertmanager gossip, replicas by name); clients use the Service.
+        headless = k8s.core.v1.Service(f"{w.name}-headless-service", metadata=meta(w.headless_name),
+                                       spec=kube.service_spec(selector, w.ports, headless=True), opts=child)
     if w.replicas > 1 and kind != "DaemonSet":
         k8s.policy.v1.PodDisruptionBudget(
             f"{w.name}-pdb", metadata=meta(), spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
@@ -133,7 +201,8 @@ def deploy(parent: pulumi.Resource, kind: Kind, w: Workload, depends_on: Sequenc
         spec=kube.network_policy_spec(selector, w.ingress_from, list(w.ports.values()), w.egress_to),
         opts=child,
     )
-    return Deployed(service_account=account, workload=workload, service=service, network_policy=policy)
+    return Deployed(service_account=account, workload=workload, service=service, network_policy=policy,
+                    headless_service=headless)
 
 
 def pod_spec(w: Workload) -> Manifest:
@@ -145,6 +214,10 @@ def pod_spec(w: Workload) -> Manifest:
         mounts.append({"name": name, "mountPath": path})
     if w.data is not None:
         mounts.append({"name": "data", "mountPath": w.data_path})
+    if w.kubernetes_api:
+        token_volume, token_mount = kube.api_token_volume()
+        volumes.append(token_volume)
+        mounts.append(token_mount)
 
     agent = w.node_agent
     if agent is not None:
@@ -171,7 +244,7 @@ def pod_spec(w: Workload) -> Manifest:
 
     spec: Manifest = {
         "serviceAccountName": w.name,
-        "automountServiceAccountToken": w.kubernetes_api,
+        "automountServiceAccountToken": False,
         "securityContext": _pod_security(agent),
         "terminationGracePeriodSeconds": 60,
         "containers": [container],
@@ -231,11 +304,6 @@ def in_namespace(namespace: str, name: str, ports: Sequence[int] = ()) -> kube.N
 
 def service_url(name: str, namespace: str, port: int) -> str:
     return f"http://{kube.cluster_dns(name, namespace)}:{port}"
-
-
-def image_tag(image: str) -> str:
-    """The version label of a pinned image reference (its tag)."""
-    return image.rsplit("@", 1)[0].rsplit(":", 1)[-1]
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from components import kube
+from components.monitoring import workload as wl
 from components.monitoring import (
     NODE_AGENT_EXCEPTIONS,
     AlertmanagerArgs,
@@ -29,6 +30,8 @@ from components.monitoring import (
     prometheus_config,
     rule_files,
 )
+from components.monitoring.stack import NODE_AGENTS
+from policies.aquascene_policies import BY_NAME, EXEMPT_PREFIX
 from stacks import kubeschema
 from stacks.recording import is_secret
 from stacks.render import manifest_of
@@ -43,7 +46,9 @@ def prod_args(**overrides) -> MonitoringStackArgs:
         environment="prod", namespace=NS, app_namespace=APP_NS, node_agents_namespace=AGENTS_NS,
         gateway_namespace=GATEWAY_NS, cluster_name="aquascene-production",
         scrape_targets=[ScrapeTarget("envoy", GATEWAY_NS, "envoy-metrics", 19001, "/stats/prometheus")],
-        prometheus=PrometheusArgs(retention_time="30d", retention_size="10GB", storage=Storage("20Gi", "gp3")),
+        prometheus=PrometheusArgs(retention_time="30d", retention_size="10GB", storage=Storage("20Gi", "gp3"),
+                                  replicas=2),
+        kube_state_metrics_replicas=2,
         # Callers pass secret Outputs; plain strings keep the config functions callable outside a program.
         alertmanager=AlertmanagerArgs(replicas=2, receivers=AlertReceivers(smtp_password="smtp-secret",
                                                                            slack_webhook_url=SLACK)),
@@ -194,7 +199,8 @@ def test_scrape_jobs_cover_apps_exporters_nodes_and_the_stack():
     envoy = jobs["envoy"]
     assert envoy["metrics_path"] == "/stats/prometheus"
     assert envoy["kubernetes_sd_configs"][0]["namespaces"] == {"names": [GATEWAY_NS]}
-    assert config["global"]["external_labels"] == {"cluster": "aquascene-production", "environment": "prod"}
+    assert config["global"]["external_labels"] == {"cluster": "aquascene-production", "environment": "prod",
+                                                    "replica": "${POD_NAME}"}
     assert config["rule_files"] == ["rules/*.yml"]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         f"alertmanager-{i}.alertmanager-headless.{NS}.svc.cluster.local:9093" for i in (0, 1)]
@@ -380,9 +386,51 @@ def test_every_pod_but_the_node_agents_is_restricted(prod):
     assert checked == {"prometheus", "alertmanager", "grafana", "loki", "kube-state-metrics"}
 
 
-def test_only_prometheus_alloy_and_kube_state_metrics_get_an_api_token(prod):
-    tokens = {name for _, name, _, spec in pods(prod) if spec["automountServiceAccountToken"]}
-    assert tokens == {"prometheus", "alloy", "kube-state-metrics"}
+API_USERS = {"prometheus", "alloy", "kube-state-metrics"}
+
+
+def token_volumes(spec) -> list[dict]:
+    return [v for v in spec["volumes"]
+            if any("serviceAccountToken" in source for source in v.get("projected", {}).get("sources", []))]
+
+
+def test_no_pod_or_service_account_automounts_the_api_token(prod, dev):
+    for rec in (prod, dev):
+        for _, name, _, spec in pods(rec):
+            assert spec["automountServiceAccountToken"] is False, name
+        for r in rec.kubernetes("ServiceAccount"):
+            assert r.plain_inputs["automountServiceAccountToken"] is False, r.plain_inputs["metadata"]["name"]
+
+
+def test_only_prometheus_alloy_and_kube_state_metrics_mount_an_explicit_short_lived_api_token(prod):
+    with_token = {name: spec for _, name, _, spec in pods(prod) if token_volumes(spec)}
+    assert set(with_token) == API_USERS
+    volume, mount = kube.api_token_volume()
+    for name, spec in with_token.items():
+        (token,) = token_volumes(spec)
+        assert token == volume, name
+        sources = token["projected"]["sources"]
+        assert {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}} in sources
+        assert {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}} in sources
+        assert {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}} in sources
+        (container,) = spec["containers"]
+        assert mount in container["volumeMounts"], name
+        assert mount == {"name": token["name"], "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                         "readOnly": True}
+
+
+def test_prometheus_reads_kubelet_credentials_from_the_projected_token():
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prometheus_config(prod_args()))["scrape_configs"]}
+    for job in ("kubelet", "kubelet-cadvisor"):
+        assert jobs[job]["authorization"]["credentials_file"] == f"{kube.SERVICE_ACCOUNT_DIR}/token"
+        assert jobs[job]["tls_config"]["ca_file"] == f"{kube.SERVICE_ACCOUNT_DIR}/ca.crt"
+
+
+@pytest.mark.parametrize("seconds", [0, 599])
+def test_api_tokens_live_at_least_as_long_as_the_api_server_allows(seconds):
+    with pytest.raises(ValueError, match="expiration_seconds must be >= 600"):
+        kube.api_token_volume(expiration_seconds=seconds)
 
 
 def test_node_agents_are_the_named_exceptions_with_read_only_host_mounts(prod):
@@ -405,6 +453,72 @@ def test_node_agents_are_the_named_exceptions_with_read_only_host_mounts(prod):
     alloy = agents["alloy"]
     assert alloy["hostNetwork"] is False
     assert [v["hostPath"]["path"] for v in alloy["volumes"] if "hostPath" in v] == ["/var/log/pods"]
+
+
+def exemptions(rec) -> dict[tuple[str, str, str], dict[str, str]]:
+    """(kind, namespace, name) -> {rule: reason} of every exemption annotation in the program."""
+    found = {}
+    for r in rec.kubernetes():
+        meta = r.plain_inputs.get("metadata", {})
+        rules = {key.removeprefix(EXEMPT_PREFIX): value for key, value in (meta.get("annotations") or {}).items()
+                 if key.startswith(EXEMPT_PREFIX)}
+        if rules:
+            found[(r.kind, meta.get("namespace", ""), meta["name"])] = rules
+        template = r.plain_inputs.get("spec", {}).get("template", {}).get("metadata", {})
+        assert not any(k.startswith(EXEMPT_PREFIX) for k in template.get("annotations") or {}), meta["name"]
+    return found
+
+
+SINGLETONS = {"grafana", "loki"}
+
+
+def test_exemptions_are_exactly_the_node_agents_and_the_singletons(prod):
+    assert kube.POLICY_EXEMPT_PREFIX == EXEMPT_PREFIX
+    found = exemptions(prod)
+    node_exporter, alloy = NODE_AGENT_EXCEPTIONS["node-exporter"], NODE_AGENT_EXCEPTIONS["alloy"]
+    namespace_rule = found.pop(("Namespace", "", AGENTS_NS))
+    singletons = {key: found.pop(key) for key in [k for k in found if k[2] in SINGLETONS]}
+    assert found == {
+        ("DaemonSet", AGENTS_NS, "node-exporter"): {
+            "pod-no-host-network": node_exporter, "pod-no-host-pid": node_exporter, "pod-no-host-path": node_exporter},
+        # Alloy's API access is the projected token, so it needs no token exemption.
+        ("DaemonSet", AGENTS_NS, "alloy"): {"pod-no-host-path": alloy, "pod-run-as-non-root": alloy},
+    }
+    assert set(namespace_rule) == {"namespace-pod-security-restricted"}
+    reason = namespace_rule["namespace-pod-security-restricted"]
+    assert "(node-exporter, alloy)" in reason and "host path volumes" in reason and "UID 0" in reason
+    assert set(singletons) == {("StatefulSet", NS, "grafana"), ("StatefulSet", NS, "loki")}
+    for rules in singletons.values():
+        assert set(rules) == {"workload-min-replicas"}
+    assert "SQLite" in singletons[("StatefulSet", NS, "grafana")]["workload-min-replicas"]
+    assert "single-binary Loki" in singletons[("StatefulSet", NS, "loki")]["workload-min-replicas"]
+
+
+def test_every_exemption_names_an_exemptible_rule_of_the_pack(prod, dev):
+    for rec in (prod, dev):
+        for key, rules in exemptions(rec).items():
+            for rule, reason in rules.items():
+                assert rule in BY_NAME and BY_NAME[rule].exemptible, (key, rule)
+                assert reason.strip(), (key, rule)
+
+
+def test_security_exemptions_follow_from_what_each_node_agent_asks_for():
+    assert NODE_AGENTS["node-exporter"].exemptions() == {
+        rule: NODE_AGENT_EXCEPTIONS["node-exporter"]
+        for rule in ("pod-no-host-network", "pod-no-host-pid", "pod-no-host-path")}
+    assert set(NODE_AGENTS["alloy"].exemptions()) == {"pod-no-host-path", "pod-run-as-non-root"}
+    assert wl.NodeAgent(reason="reads /dev/kmsg", uid=10001, host_pid=True).exemptions() == {
+        "pod-no-host-pid": "reads /dev/kmsg"}
+    with pytest.raises(ValueError, match="NodeAgent.reason"):
+        wl.NodeAgent(reason=" ", uid=0)
+
+
+def test_the_node_agents_namespace_names_only_the_agents_deployed(dev):
+    assert set(exemptions(dev)) == {("Namespace", "", "aquascene-dev-node-agents"),
+                                    ("DaemonSet", "aquascene-dev-node-agents", "node-exporter"),
+                                    ("StatefulSet", "aquascene-dev-monitoring", "grafana")}
+    reason = exemptions(dev)[("Namespace", "", "aquascene-dev-node-agents")]["namespace-pod-security-restricted"]
+    assert "(node-exporter)" in reason and "alloy" not in reason and "UID 0" not in reason
 
 
 def test_namespaces_pod_security_levels_and_default_deny(prod):
@@ -435,6 +549,76 @@ def test_stateful_parts_keep_their_data_on_volumes(prod):
         mounts = m["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
         assert any(mount["name"] == "data" for mount in mounts)
     assert sizes == {"prometheus": "20Gi", "alertmanager": "1Gi", "grafana": "2Gi", "loki": "10Gi"}
+
+
+def test_every_statefulset_names_a_headless_service_beside_its_client_service(prod, dev):
+    for rec in (prod, dev):
+        statefulsets = {r.plain_inputs["metadata"]["name"]: r.plain_inputs for r in rec.kubernetes("StatefulSet")}
+        services = {(r.plain_inputs["metadata"]["namespace"], r.plain_inputs["metadata"]["name"]): r.plain_inputs["spec"]
+                    for r in rec.kubernetes("Service")}
+        assert {"prometheus", "grafana"} <= set(statefulsets)
+        for name, sts in statefulsets.items():
+            namespace = sts["metadata"]["namespace"]
+            assert sts["spec"]["serviceName"] == f"{name}-headless"
+            headless = services[(namespace, f"{name}-headless")]
+            assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+            assert headless["selector"] == sts["spec"]["selector"]["matchLabels"]
+            client = services[(namespace, name)]  # what Grafana, the gateway and Prometheus call
+            assert "clusterIP" not in client and client["selector"] == headless["selector"]
+
+
+def test_prometheus_runs_an_ha_pair_whose_alerts_alertmanager_deduplicates(prod):
+    sts = prod.k8s_object("StatefulSet", "prometheus", NS)
+    assert sts["spec"]["replicas"] == 2
+    spec = sts["spec"]["template"]["spec"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in spec["containers"][0]["env"]
+    assert spec["affinity"]["podAntiAffinity"] and spec["topologySpreadConstraints"]
+    assert prod.k8s_object("PodDisruptionBudget", "prometheus", NS)["spec"]["maxUnavailable"] == 1
+    config = yaml.safe_load(prometheus_config(prod_args()))
+    assert config["global"]["external_labels"]["replica"] == "${POD_NAME}"  # expanded by Prometheus 3
+    assert config["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+
+
+def test_a_single_prometheus_has_no_replica_label(dev):
+    sts = dev.k8s_object("StatefulSet", "prometheus")
+    assert sts["spec"]["replicas"] == 1
+    assert "env" not in sts["spec"]["template"]["spec"]["containers"][0]
+    config = yaml.safe_load(prometheus_config(dev_args()))
+    assert "replica" not in config["global"]["external_labels"]
+    with pytest.raises(KeyError):
+        dev.k8s_object("PodDisruptionBudget", "prometheus")
+
+
+def test_kube_state_metrics_replicas_are_scraped_once_through_their_service(prod, dev):
+    deployment = prod.k8s_object("Deployment", "kube-state-metrics", NS)
+    assert deployment["spec"]["replicas"] == 2
+    assert prod.k8s_object("PodDisruptionBudget", "kube-state-metrics", NS)["spec"]["maxUnavailable"] == 1
+    assert dev.k8s_object("Deployment", "kube-state-metrics")["spec"]["replicas"] == 1
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prometheus_config(prod_args()))["scrape_configs"]}
+    ksm = jobs["kube-state-metrics"]
+    # One target, the Service: never per pod, so two replicas cannot double any series.
+    assert ksm["static_configs"] == [{"targets": [f"kube-state-metrics.{NS}.svc.cluster.local:8080"]}]
+    assert "kubernetes_sd_configs" not in ksm
+
+
+def test_singletons_run_one_replica_and_say_why(prod):
+    for name in SINGLETONS:
+        assert prod.k8s_object("StatefulSet", name, NS)["spec"]["replicas"] == 1
+    identity = kube.Identity("x", "test", "dev")
+    common = dict(identity=identity, namespace="ns", image="i:1", ports={"http": 80}, probes={},
+                  resources=kube.preset("nano"))
+    with pytest.raises(ValueError, match="a singleton runs exactly one replica"):
+        wl.Workload(**common, replicas=2, singleton="one database file")
+    with pytest.raises(ValueError, match="a singleton runs exactly one replica"):
+        wl.Workload(**common, singleton="  ")
+
+
+def test_version_labels_are_the_image_tags(prod):
+    sts = prod.k8s_object("StatefulSet", "prometheus", NS)
+    assert sts["metadata"]["labels"]["app.kubernetes.io/version"] == kube.image_version(Images().prometheus) == "v3.15.1"
+    digest = "docker.io/grafana/loki:3.7.8@sha256:" + "a" * 64
+    rec_labels = kube.Identity("loki", "logs", "prod", kube.image_version(digest)).labels()
+    assert rec_labels["app.kubernetes.io/version"] == "3.7.8"
 
 
 def test_network_policies_open_only_what_each_part_serves(prod):
@@ -483,6 +667,8 @@ def test_component_type_and_parentage(prod):
     (lambda: Images(grafana="grafana/grafana"), "Images.grafana must be pinned"),
     (lambda: Images(loki="grafana/loki:latest"), "Images.loki must be pinned"),
     (lambda: AlertmanagerArgs(replicas=0), "AlertmanagerArgs.replicas must be 1-5"),
+    (lambda: PrometheusArgs(replicas=0), "PrometheusArgs.replicas must be 1-3"),
+    (lambda: dev_args(kube_state_metrics_replicas=4), "MonitoringStackArgs.kube_state_metrics_replicas must be 1-3"),
     (lambda: ScrapeTarget("Bad_Job", "ns", "svc", 80), "ScrapeTarget.job must be a DNS label"),
     (lambda: ScrapeTarget("ok", "ns", "svc", 0), "ScrapeTarget.port must be 1-65535"),
     (lambda: dev_args(node_agents_namespace="aquascene-dev-monitoring"), "must differ"),
