@@ -163,7 +163,7 @@ def test_data_store_and_disk_alerts():
 
 def test_rules_configmap_carries_the_rule_files_byte_for_byte(prod):
     assert prod.k8s_object("ConfigMap", "prometheus-rules")["data"] == rule_files()
-    assert set(rule_files()) == {"content-engine-alerts.yml", "data-stores.yml", "recording.yml"}
+    assert set(rule_files()) == {"content-engine-alerts.yml", "data-stores.yml", "recording.yml", "backups.yml"}
 
 
 # -------------------------------------------------------------------- prometheus
@@ -691,3 +691,11 @@ def test_images_are_pinned_upstream_images():
     assert images["node_exporter"].startswith("quay.io/prometheus/node-exporter:v")
     assert images["kube_state_metrics"].startswith("registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.")
     assert not any("bitnami" in ref for ref in images.values())
+
+
+def test_backup_alerts_watch_the_cronjobs_from_kube_state_metrics():
+    rules = {r["alert"]: r for g in yaml.safe_load(rule_files()["backups.yml"])["groups"] for r in g["rules"]}
+    assert rules["BackupTooOld"]["expr"] == \
+        '(time() - kube_cronjob_status_last_successful_time{cronjob=~".+-backup"}) > 26 * 3600'
+    assert rules["BackupTooOld"]["labels"]["severity"] == "critical"
+    assert "kube_job_status_failed" in rules["BackupJobFailed"]["expr"]
