@@ -509,5 +509,20 @@ def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
 
+def exporter_sidecar(image: str, port: int, env: Sequence[Manifest], liveness_path: str = "/") -> Manifest:
+    """A Prometheus exporter beside its server in the same pod (restricted, tiny, probed on its own port)."""
+    return {
+        "name": "exporter",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
+        "env": list(env),
+        "resources": RESOURCE_PRESETS["nano"].render(),
+        "securityContext": container_security_context(),
+        "livenessProbe": http_probe(liveness_path, "metrics", LIVENESS),
+        "readinessProbe": http_probe("/metrics", "metrics", READINESS),
+    }
+
+
 def cluster_dns(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"

@@ -351,21 +351,11 @@ class PostgresCluster(pulumi.ComponentResource):
         }
         if command:
             postgres["command"] = command
-        exporter = {
-            "name": "exporter",
-            "image": a.exporter_image,
-            "imagePullPolicy": "IfNotPresent",
-            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-            "env": [
-                {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
-                {"name": "DATA_SOURCE_USER", "value": "metrics"},
-                kube.secret_env("DATA_SOURCE_PASS", credentials, "metrics-password"),
-            ],
-            "resources": kube.RESOURCE_PRESETS["nano"].render(),
-            "securityContext": kube.container_security_context(),
-            "livenessProbe": kube.http_probe("/", "metrics", kube.LIVENESS),
-            "readinessProbe": kube.http_probe("/metrics", "metrics", kube.READINESS),
-        }
+        exporter = kube.exporter_sidecar(a.exporter_image, EXPORTER_PORT, [
+            {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
+            {"name": "DATA_SOURCE_USER", "value": "metrics"},
+            kube.secret_env("DATA_SOURCE_PASS", credentials, "metrics-password"),
+        ])
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),

@@ -197,20 +197,10 @@ class RedisCluster(pulumi.ComponentResource):
             "readinessProbe": kube.exec_probe(["sh", "-c", "redis-cli ping | grep -q PONG"], kube.READINESS),
             "startupProbe": {"tcpSocket": {"port": "redis"}, **_timing(kube.startup_timing(120))},
         }
-        exporter = {
-            "name": "exporter",
-            "image": a.exporter_image,
-            "imagePullPolicy": "IfNotPresent",
-            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-            "env": [
-                {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
-                kube.secret_env("REDIS_PASSWORD", self.secret_name, "password"),
-            ],
-            "resources": kube.RESOURCE_PRESETS["nano"].render(),
-            "securityContext": kube.container_security_context(),
-            "livenessProbe": kube.http_probe("/health", "metrics", kube.LIVENESS),
-            "readinessProbe": kube.http_probe("/metrics", "metrics", kube.READINESS),
-        }
+        exporter = kube.exporter_sidecar(a.exporter_image, EXPORTER_PORT, [
+            {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
+            kube.secret_env("REDIS_PASSWORD", self.secret_name, "password"),
+        ], liveness_path="/health")
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),

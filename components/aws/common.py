@@ -10,7 +10,6 @@ from typing import Any, Literal, Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 MANAGED_BY = "pulumi"
 RESERVED_TAG_KEYS = ("Project", "Environment", "ManagedBy")
@@ -178,17 +177,3 @@ def kms_key(name: str, description: str, tags: AwsTags, parent: pulumi.Resource,
         tags=tags.render(Name=name),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-
-
-def generated_secret(name: str, parent: pulumi.Resource, length: int) -> pulumi.Output[str]:
-    """Letters and digits only (safe in URLs, RDS passwords and ElastiCache tokens); secret."""
-    value = random.RandomPassword(
-        name,
-        length=length,
-        special=False,
-        min_lower=2,
-        min_upper=2,
-        min_numeric=2,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return pulumi.Output.secret(value.result)

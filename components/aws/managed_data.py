@@ -20,7 +20,8 @@ from typing import Literal, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.common import AwsTags, generated_secret, kms_key
+from components.aws.common import AwsTags, kms_key
+from components.credentials import generated_password
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
@@ -183,7 +184,7 @@ class RdsPostgres(pulumi.ComponentResource):
             tags=tags.render(),
             opts=child,
         )
-        self.password = generated_secret(f"{name}-password", self, 32)
+        self.password = generated_password(f"{name}-password", self, 32)
         self.instance = aws.rds.Instance(
             name,
             engine="postgres",
@@ -314,7 +315,7 @@ class ElastiCacheRedis(pulumi.ComponentResource):
             f"{name}-sg", self, args.vpc_id, REDIS_PORT, args.allowed_security_group_ids, tags, f"Redis {name}",
         )
         # 64 alphanumerics: within ElastiCache's 16-128 printable-character AUTH token rules.
-        self.password = generated_secret(f"{name}-auth-token", self, 64)
+        self.password = generated_password(f"{name}-auth-token", self, 64)
         clustered = args.cluster_mode is RedisClusterMode.ENABLED
         sizing: dict = (
             {"num_node_groups": args.shards, "replicas_per_node_group": args.replicas_per_shard}
