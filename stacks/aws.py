@@ -12,7 +12,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import object_store
 from components.aws import (
     AwsTags,
     ContentBuckets,
@@ -32,7 +31,6 @@ from components.aws import (
     backup_jobs_policy,
     content_engine_policy,
 )
-from components.aws.buckets import BucketSpec, LifecycleRule
 from stacks import catalog
 from stacks.config import StackConfig
 
@@ -75,18 +73,6 @@ class AwsFoundation:
         })
 
 
-def aws_bucket_spec(spec: object_store.BucketSpec) -> BucketSpec:
-    """The same seed bucket (components/object_store.py) as an S3 bucket with its lifecycle."""
-    rule = LifecycleRule(
-        "retention",
-        expiration_days=spec.expire_days,
-        # S3 buckets here are always versioned: unversioned seed buckets keep old versions a day.
-        noncurrent_version_expiration_days=spec.noncurrent_expire_days or (None if spec.versioned else 1),
-        abort_incomplete_multipart_upload_days=7,
-    )
-    return BucketSpec(spec.name, f"content engine: {spec.name}", (rule,), protect=spec.name == "system-backups")
-
-
 def compose_aws(config: StackConfig) -> AwsFoundation:
     cfg = config.aws
     tags = AwsTags(catalog.PROJECT, config.environment)
@@ -110,8 +96,7 @@ def compose_aws(config: StackConfig) -> AwsFoundation:
 
     content = None
     if config.object_store.mode == "s3":
-        content = ContentBuckets(cluster_name, ContentBucketsArgs(
-            tags=tags, buckets=tuple(aws_bucket_spec(b) for b in object_store.SEED_BUCKETS)))
+        content = ContentBuckets(cluster_name, ContentBucketsArgs(tags=tags))  # the seed buckets
         backup_bucket = content.buckets["system-backups"]
     else:
         backup_bucket = SecureBucket(f"{cluster_name}-backups",

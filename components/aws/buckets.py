@@ -26,6 +26,7 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import object_store
 from components.aws.common import AwsTags, PolicyDocument, Statement, kms_key
 
 _RULE_ID = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
@@ -252,13 +253,18 @@ def _keep(current_days: int | None, noncurrent_days: int) -> tuple[LifecycleRule
 # those two keep overwritten/deleted versions for one day only, which is
 # the seed's "no versioning" in effect while still protecting against a
 # same-day mistake.
-CONTENT_BUCKETS: tuple[BucketSpec, ...] = (
-    BucketSpec("content-assets", "generated content images and documents", _keep(None, 30)),
-    BucketSpec("newsletter-templates", "email template assets", _keep(None, 30)),
-    BucketSpec("instagram-media", "instagram post images and videos", _keep(365, 1)),
-    BucketSpec("system-backups", "database and configuration backups", backup_rules(30), protect=True),
-    BucketSpec("temp-uploads", "temporary uploads", _keep(1, 1)),
-)
+def from_seed(spec: object_store.BucketSpec) -> BucketSpec:
+    """A seed bucket (components/object_store.py: the one description of the bucket set) as an S3 bucket."""
+    if spec.name == BACKUPS:
+        rules = backup_rules(spec.expire_days or 30, spec.noncurrent_expire_days or 7)
+    else:
+        # Unversioned seed buckets keep overwritten/deleted versions for a day only.
+        rules = _keep(spec.expire_days, spec.noncurrent_expire_days or (90 if spec.versioned else 1))
+    return BucketSpec(spec.name, spec.name.replace("-", " "), rules, protect=spec.name == BACKUPS)
+
+
+BACKUPS = "system-backups"
+CONTENT_BUCKETS: tuple[BucketSpec, ...] = tuple(from_seed(b) for b in object_store.SEED_BUCKETS)
 
 
 @dataclass(frozen=True)

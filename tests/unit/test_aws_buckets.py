@@ -182,7 +182,7 @@ def test_five_content_buckets_share_one_key(run_program, protected):
     assert rule("temp-uploads")["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
     assert rule("system-backups")["expiration"] == {"days": 30}
     assert "expiration" not in rule("content-assets")
-    assert rule("content-assets")["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    assert rule("content-assets")["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
     assert "expiration" not in rule("newsletter-templates")
 
 
