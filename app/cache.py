@@ -8,6 +8,7 @@ the store as unhealthy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 log = logging.getLogger("app.cache")
+INVALIDATION_CHANNEL = "aquascene:cache-invalidation"
 
 
 class KeyValueStore(Protocol):
@@ -30,6 +32,8 @@ class KeyValueStore(Protocol):
     async def delete(self, *keys: str) -> None: ...
     async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int: ...
     async def ping(self) -> bool: ...
+    async def publish_invalidation(self, key: str) -> None: ...
+    async def follow_invalidations(self, local: LocalCache) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -84,6 +88,30 @@ class RedisStore:
             return bool(await self.client.ping())
         except (RedisError, OSError):
             return False
+
+    async def publish_invalidation(self, key: str) -> None:
+        try:
+            await self.client.publish(INVALIDATION_CHANNEL, key)
+        except (RedisError, OSError) as exc:
+            log.warning("redis publish failed: %s", exc)
+
+    async def follow_invalidations(self, local: LocalCache) -> None:
+        """Drop local entries that any replica invalidated; runs until cancelled."""
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                local.clear()  # anything published while we were not listening is lost
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        local.delete(message["data"].decode())
+            except (RedisError, OSError) as exc:
+                log.warning("cache invalidation feed interrupted, retrying: %s", exc)
+                local.clear()
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -145,6 +173,12 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
+    async def publish_invalidation(self, key: str) -> None:
+        pass  # a single process: its local cache is invalidated directly
+
+    async def follow_invalidations(self, local: LocalCache) -> None:
+        pass
+
     async def close(self) -> None:
         self._data.clear()
 
@@ -152,8 +186,9 @@ class MemoryStore:
 class LocalCache:
     """Small per-process TTL cache in front of the shared store for hot reads.
 
-    Entries live ``ttl`` seconds at most, so another replica's write is seen
-    within that time; writes on this process invalidate immediately.
+    Writes invalidate the entry here at once and, through Redis pub/sub, on
+    every other replica within milliseconds; ``ttl`` bounds staleness should
+    an invalidation be missed (e.g. while Redis is unreachable).
     """
 
     def __init__(self, ttl: float, max_items: int = 10_000) -> None:
@@ -183,6 +218,9 @@ class LocalCache:
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
 
 
 def create_store(redis_url: str | None, timeout: float) -> KeyValueStore:

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         if settings.should_auto_migrate:
             await anyio.to_thread.run_sync(migrate.upgrade, settings.resolved_database_url)
         services = Services.create(settings)
+        services.start()
         app.state.services = services
         # Move everything allocated at start-up out of the collector's way: later
         # full collections then scan only request-time objects (shorter pauses).

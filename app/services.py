@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +27,7 @@ class Services:
     provider: Provider
     local_cache: LocalCache
     started_at: float = field(default_factory=time.monotonic)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -45,11 +48,19 @@ class Services:
             local_cache=LocalCache(settings.content_local_cache_ttl),
         )
 
+    def start(self) -> None:
+        """Start background work (inside the running event loop)."""
+        self._background.append(asyncio.create_task(self.kv.follow_invalidations(self.local_cache)))
+
     def cache_key(self, *parts: str) -> str:
         """Seed 001 key pattern: ``cache:{service}:{key}``."""
         return "cache:" + ":".join(parts)
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.http.aclose()
         await self.kv.close()
         await self.db.dispose()

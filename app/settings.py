@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_timeout: PositiveFloat = 2.0
     content_cache_ttl: PositiveInt = 60
-    # Per-process cache in front of Redis for content reads (0 disables).
-    content_local_cache_ttl: float = Field(default=2.0, ge=0, le=60)
+    # Per-process cache in front of Redis for content reads (0 disables); writes
+    # invalidate it on every replica through Redis pub/sub, the TTL bounds staleness.
+    content_local_cache_ttl: float = Field(default=30.0, ge=0, le=300)
 
     # --- object storage -----------------------------------------------------
     storage_backend: Literal["local", "s3"] | None = None

@@ -92,6 +92,7 @@ async def invalidate_content(services: Services, content_id: uuid.UUID | str) ->
     key = content_cache_key(services, content_id)
     services.local_cache.delete(key)
     await services.kv.delete(key)
+    await services.kv.publish_invalidation(key)
 
 
 def etag_for(version: int | str) -> str:

@@ -305,3 +305,21 @@ def test_oversized_request_body_is_refused(make_client, backend):
     )
     assert response.status_code == 413
     assert backend.count("content") == 0
+
+
+def test_a_write_on_one_replica_invalidates_the_read_cache_of_another(make_client, backend):
+    if backend.name != "postgres":
+        pytest.skip("replicas share state only through PostgreSQL and Redis")
+    import time
+
+    writer, reader = make_client(), make_client()  # two processes' worth of caches
+    item = new_content(writer, status="published")
+    url = f"/api/v1/content/{item['id']}"
+    assert reader.get(url).headers["X-Cache"] == "MISS"
+    assert reader.get(url).headers["X-Cache"] == "HIT"
+    time.sleep(0.2)  # both replicas are subscribed to the invalidation feed by now
+    assert writer.patch(url, json={"title": "Edited elsewhere"}, headers={**AUTH, "If-Match": '"1"'}).status_code == 200
+    deadline = time.monotonic() + 2
+    while reader.get(url).json()["title"] != "Edited elsewhere":
+        assert time.monotonic() < deadline, "the reader kept serving the stale entry"
+        time.sleep(0.02)
