@@ -313,11 +313,13 @@ def main() -> None:
               f"{r['errors']:>7} {r['rps'] / bare_rps:>7.0%} {r['cpu_us']:>12.0f} us {bare_cpu / r['cpu_us']:>15.0%}")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
     cached = results["engine GET /api/v1/content/{id} (cached)"]
+    writes = results["engine POST /api/v1/content"]
     print(f"\ntarget cached reads >= 50% of bare throughput: {cached['rps'] / bare_rps:.0%} "
           f"-> {'met' if cached['rps'] / bare_rps >= 0.5 else 'NOT met'}")
-    print(f"target p99 <= 25 ms at {args.concurrency} clients: GET {cached['p99_ms']:.1f} ms, "
-          f"POST {results['engine POST /api/v1/content']['p99_ms']:.1f} ms "
-          f"-> {'met' if max(cached['p99_ms'], results['engine POST /api/v1/content']['p99_ms']) <= 25 else 'NOT met'}")
+    print(f"target p99 <= 25 ms at {args.concurrency} clients, cached reads: {cached['p99_ms']:.1f} ms "
+          f"-> {'met' if cached['p99_ms'] <= 25 else 'NOT met'}")
+    print(f"target p99 <= 25 ms at {args.concurrency} clients, writes: {writes['p99_ms']:.1f} ms "
+          f"-> {'met' if writes['p99_ms'] <= 25 else 'NOT met'}")
     errors = {name: r["error_statuses"] for name, r in results.items() if r["errors"]}
     if errors:
         print(f"errors: {errors}")
