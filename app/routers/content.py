@@ -50,6 +50,8 @@ files_router = APIRouter(prefix="/api/v1/files", tags=["content"], dependencies=
 
 JSON = "application/json"
 NOT_FOUND = "content not found"
+CONTENT_INSERT = Content.__table__.insert()
+TAG_INSERT = ContentTag.__table__.insert()
 
 # Allowed asset types and the leading bytes their files must start with.
 ALLOWED_ASSET_TYPES: dict[str, tuple[bytes, ...]] = {
@@ -156,12 +158,14 @@ async def create_content(
             "updated_at": now,
             "published_at": now if payload.status == ContentStatus.PUBLISHED else None,
         }
-        # Core inserts (no ORM unit of work): the content row and its tags, one transaction.
+        # Core inserts with cached statements (no ORM unit of work, no per-value
+        # statement building): the content row and its tags, one transaction.
         async with services.db.transaction() as session:
-            await session.execute(insert(Content).values(**row))
+            conn = await session.connection()
+            await conn.execute(CONTENT_INSERT, row)
             if payload.tags:
-                await session.execute(
-                    insert(ContentTag),
+                await conn.execute(
+                    TAG_INSERT,
                     [{"content_id": content_id, "tag": t, "position": i} for i, t in enumerate(payload.tags)],
                 )
         out = ContentOut(
