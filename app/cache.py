@@ -38,45 +38,56 @@ class KeyValueStore(Protocol):
 
 
 class RedisStore:
+    """Redis, standalone or a cluster.
+
+    A cluster has a single database, so services sharing one keep apart by
+    ``prefix`` (REDIS_KEY_PREFIX); standalone Redis gives each its own DB.
+    Pub/sub goes through one node: a cluster forwards PUBLISH to every node.
+    """
+
     kind = "redis"
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-            max_connections=128,
-        )
+    def __init__(self, url: str, timeout: float, cluster: bool = False, prefix: str = "") -> None:
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        self.prefix = prefix
+        if cluster:
+            self.client = aioredis.RedisCluster.from_url(url, max_connections=128, **options)
+            self.pubsub_client = aioredis.Redis.from_url(url, **options)
+        else:
+            self.client = aioredis.Redis.from_url(url, health_check_interval=30, max_connections=128, **options)
+            self.pubsub_client = self.client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.client.get(key)
+            return await self.client.get(self._key(key))
         except (RedisError, OSError) as exc:
             log.warning("redis get failed: %s", exc)
             return None
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         try:
-            await self.client.set(key, value, ex=ttl)
+            await self.client.set(self._key(key), value, ex=ttl)
         except (RedisError, OSError) as exc:
             log.warning("redis set failed: %s", exc)
 
     async def set_nx(self, key: str, value: bytes, ttl: int) -> bool:
         # Raises on Redis errors: callers rely on the answer for correctness.
-        return bool(await self.client.set(key, value, ex=ttl, nx=True))
+        return bool(await self.client.set(self._key(key), value, ex=ttl, nx=True))
 
     async def delete(self, *keys: str) -> None:
         try:
-            await self.client.delete(*keys)
+            await self.client.delete(*(self._key(k) for k in keys))
         except (RedisError, OSError) as exc:
             log.warning("redis delete failed: %s", exc)
 
     async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.incrby(key, amount)
-            pipe.expire(key, ttl, nx=True)
+            pipe = self.client.pipeline()  # one key, so one cluster slot
+            pipe.incrby(self._key(key), amount)
+            pipe.expire(self._key(key), ttl, nx=True)
             count, _ = await pipe.execute()
             return int(count)
         except (RedisError, OSError) as exc:
@@ -91,14 +102,14 @@ class RedisStore:
 
     async def publish_invalidation(self, key: str) -> None:
         try:
-            await self.client.publish(INVALIDATION_CHANNEL, key)
+            await self.pubsub_client.publish(INVALIDATION_CHANNEL, key)
         except (RedisError, OSError) as exc:
             log.warning("redis publish failed: %s", exc)
 
     async def follow_invalidations(self, local: LocalCache) -> None:
         """Drop local entries that any replica invalidated; runs until cancelled."""
         while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.pubsub_client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(INVALIDATION_CHANNEL)
                 local.clear()  # anything published while we were not listening is lost
@@ -115,6 +126,8 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.pubsub_client is not self.client:
+            await self.pubsub_client.aclose()
 
 
 class MemoryStore:
@@ -223,8 +236,8 @@ class LocalCache:
         self._data.clear()
 
 
-def create_store(redis_url: str | None, timeout: float) -> KeyValueStore:
-    return RedisStore(redis_url, timeout) if redis_url else MemoryStore()
+def create_store(redis_url: str | None, timeout: float, cluster: bool = False, prefix: str = "") -> KeyValueStore:
+    return RedisStore(redis_url, timeout, cluster, prefix) if redis_url else MemoryStore()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        kv = create_store(settings.redis_url, settings.redis_timeout)
+        kv = create_store(settings.redis_url, settings.redis_timeout, settings.redis_cluster, settings.redis_key_prefix)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.generation_timeout_seconds, connect=5.0),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # --- redis --------------------------------------------------------------
     redis_url: str | None = None
     redis_timeout: PositiveFloat = 2.0
+    redis_cluster: bool = False  # REDIS_URL names a Redis cluster (one database: use REDIS_KEY_PREFIX)
+    redis_key_prefix: str = Field(default="", max_length=64)  # e.g. "content-manager:"
     content_cache_ttl: PositiveInt = 60
     # Per-process cache in front of Redis for content reads (0 disables); writes
     # invalidate it on every replica through Redis pub/sub, the TTL bounds staleness.
