@@ -6,7 +6,7 @@ import pulumi
 import pulumi_random as random
 
 
-def generated_password(name: str, parent: pulumi.Resource, length: int = 32) -> pulumi.Output[str]:
+def generated_password(name: str, parent: pulumi.Resource | None, length: int = 32) -> pulumi.Output[str]:
     """A random password (letters and digits only, so it is safe inside URLs and config files).
 
     32 alphanumerics are ~190 bits of entropy; the result is a secret Output.

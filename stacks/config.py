@@ -457,7 +457,7 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
 
 
 # Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
-SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url")
+SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys")
 
 
 def secret_setting(key: str) -> pulumi.Output[str] | None:

@@ -19,18 +19,20 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_job import AppJob, AppJobArgs
-from components.app_service import AppService, AppServiceArgs, Autoscaling
+from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
+from components.credentials import generated_password
 from components.backup import BackupSchedule, BackupScheduleArgs
 from components.ingress import PublicRoutes
 from components.monitoring import MonitoringStack
 from stacks import catalog
-from stacks.config import ServiceConfig, StackConfig
+from stacks.config import ServiceConfig, StackConfig, secret_setting
 from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.observability import compose_monitoring, compose_routes
 
 APP_COMPONENT = "api"
+API_KEYS_SECRET = "content-engine-api"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Platform:
     namespace: k8s.core.v1.Namespace
     image: pulumi.Output[str]
     data: DataLayer
+    api_key: pulumi.Output[str]
     migration: AppJob
     aws: AwsFoundation | None = None
     monitoring: MonitoringStack | None = None
@@ -68,6 +71,7 @@ class Platform:
             "secret_name": storage.secret_name,
             "buckets": dict(storage.bucket_names),
         })
+        pulumi.export("api_key", self.api_key)  # secret: `pulumi stack output api_key --show-secrets`
         pulumi.export("backup_cronjobs", self.backups.cronjob_names if self.backups else [])
         if self.routes is not None:
             pulumi.export("public_urls", self.routes.urls)
@@ -87,8 +91,9 @@ def compose(config: StackConfig) -> Platform:
     images = ImagePolicy(pin_digests=config.images.pin_digests, mirrors=config.images.mirrors)
     data = compose_data_layer(config, images, in_namespace, aws_layer)
     migration = migration_job(config, data, image, in_namespace)
+    api_key = api_keys_secret(config, in_namespace)
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
-                        data=data, migration=migration, aws=aws_layer)
+                        data=data, api_key=api_key, migration=migration, aws=aws_layer)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     for service in catalog.CONTENT_SERVICES:
@@ -131,6 +136,21 @@ def backup_schedule(config: StackConfig, data: DataLayer, image: pulumi.Input[st
         ),
         opts=opts,
     )
+
+
+def api_keys_secret(config: StackConfig, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The X-API-Key values the services accept: one generated key, plus any in `aquascene:api_keys`."""
+    generated = generated_password("content-engine-api-key", None, length=48)
+    extra = secret_setting("api_keys")
+    keys = pulumi.Output.all(generated, extra or "").apply(lambda v: ",".join(k for k in v if k))
+    k8s.core.v1.Secret(
+        "content-engine-api",
+        metadata=kube.metadata(API_KEYS_SECRET, config.namespace, kube.Identity(
+            name=API_KEYS_SECRET, component=APP_COMPONENT, environment=config.environment).labels()),
+        string_data={"api-keys": pulumi.Output.secret(keys)},
+        opts=opts,
+    )
+    return generated
 
 
 def migration_job(config: StackConfig, data: DataLayer, image: pulumi.Input[str],
@@ -225,7 +245,7 @@ def app_service_args(
         autoscaling=autoscaling,
         resources=kube.preset(settings.resources),
         env={**app_env(config, service), **data.env(service.name)},
-        secret_env=data.secret_env(service.name),
+        secret_env=[*data.secret_env(service.name), SecretEnv("API_KEYS", API_KEYS_SECRET, "api-keys")],
         command=["python", "-m", "app", "serve"],
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
         ingress_from=platform_ingress_peers(config),

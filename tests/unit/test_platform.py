@@ -142,3 +142,23 @@ def test_bad_config_fails_before_any_resource_is_declared(run_stack):
     finally:
         RecordingMonitor.RegisterResource = original
     assert [t for t in declared if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_services_get_api_keys_from_a_generated_secret(run_stack):
+    from stacks.recording import is_secret
+
+    rec = run_stack("prod")
+    secret = rec.k8s_object("Secret", "content-engine-api")
+    generated = rec.stack_outputs["api_key"]
+    assert is_secret(generated)
+    assert secret["stringData"]["api-keys"] == generated["value"] and len(generated["value"]) == 48
+    for name in ("content-manager", "distributor"):
+        env = rec.k8s_object("Deployment", name)["spec"]["template"]["spec"]["containers"][0]["env"]
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env}
+        assert refs["API_KEYS"] == {"name": "content-engine-api", "key": "api-keys"}
+
+
+def test_extra_api_keys_come_from_secret_config(run_stack):
+    rec = run_stack("dev", {"api_keys": "partner-key-123"})
+    keys = rec.k8s_object("Secret", "content-engine-api")["stringData"]["api-keys"].split(",")
+    assert len(keys) == 2 and keys[1] == "partner-key-123"
