@@ -22,13 +22,31 @@ def stack_config(env: str, overrides: dict[str, Any] | None = None) -> dict[str,
     return config
 
 
+_RECORDINGS: dict[str, Recording] = {}
+
+
+def recorded_stack(env: str) -> Recording:
+    """The session's one recording of Pulumi.<env>.yaml as it is (tests only read it)."""
+    from stacks.program import program
+
+    if env not in _RECORDINGS:
+        _RECORDINGS[env] = record(program, stack=env, config=stack_config(env))
+    return _RECORDINGS[env]
+
+
 @pytest.fixture
 def run_stack() -> Callable[..., Recording]:
-    """run_stack("prod", {"services": {...}}) -> Recording of the real program."""
+    """run_stack("prod", {"services": {...}}) -> Recording of the real program.
+
+    A stack's recording without overrides is made once per session and shared:
+    tests only read recordings, and the program is deterministic under the mocks.
+    """
     from stacks.program import program
 
     def run(env: str, overrides: dict[str, Any] | None = None) -> Recording:
-        return record(program, stack=env, config=stack_config(env, overrides))
+        if overrides:
+            return record(program, stack=env, config=stack_config(env, overrides))
+        return recorded_stack(env)
 
     return run
 

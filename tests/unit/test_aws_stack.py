@@ -10,12 +10,10 @@ from stacks.config import ConfigError
 
 
 @pytest.fixture(scope="module")
-def prod(request):
-    from stacks.program import program
-    from stacks.recording import record
-    from tests.conftest import stack_config
+def prod():
+    from tests.conftest import recorded_stack
 
-    return record(program, stack="prod", config=stack_config("prod"))
+    return recorded_stack("prod")
 
 
 def inputs(rec, type_token):

@@ -12,11 +12,26 @@ from stacks.cli import main
 from tests.conftest import REPO
 
 
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Each stack rendered once through the CLI: (exit code, printed summary, output directory)."""
+    import contextlib
+    import io
+
+    results = {}
+    for env in ("dev", "staging", "prod"):
+        out = tmp_path_factory.mktemp("render") / env
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(["render", env, "--out", str(out), "--project-dir", str(REPO)])
+        results[env] = (code, printed.getvalue(), out)
+    return results
+
+
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_render_validates_every_object(env, tmp_path, capsys):
-    out = tmp_path / env
-    assert main(["render", env, "--out", str(out), "--project-dir", str(REPO)]) == 0
-    printed = capsys.readouterr().out
+def test_render_validates_every_object(env, rendered):
+    code, printed, out = rendered[env]
+    assert code == 0
     assert " 0 invalid" in printed
     deployments = sorted(p.name for p in (out / "Deployment").iterdir() if p.name.startswith(f"aquascene-{env}."))
     assert deployments == [
@@ -29,9 +44,9 @@ def test_render_validates_every_object(env, tmp_path, capsys):
     assert port == 8001 and isinstance(port, int)  # integral floats restored
 
 
-def test_resources_json_has_the_stack_export_shape(tmp_path):
-    out = tmp_path / "prod"
-    assert main(["render", "prod", "--out", str(out), "--project-dir", str(REPO)]) == 0
+def test_resources_json_has_the_stack_export_shape(rendered):
+    code, _, out = rendered["prod"]
+    assert code == 0
     document = json.loads((out / "resources.json").read_text())
     assert document["version"] == 3
     resources = document["deployment"]["resources"]
