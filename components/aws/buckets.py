@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import object_store
-from components.aws.common import AwsTags, PolicyDocument, Statement, kms_key
+from components.aws.common import AwsTags, PolicyDocument, Statement, key_or_given
 
 _RULE_ID = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}[a-z0-9]$")
@@ -136,12 +136,7 @@ class SecureBucket(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = args.tags.render(**({"Purpose": args.purpose} if args.purpose else {}))
 
-        self.key: aws.kms.Key | None = None
-        if args.kms_key_arn is None:
-            self.key = kms_key(f"{name}-key", f"S3 bucket {name}", args.tags, self)
-            key_arn: pulumi.Input[str] = self.key.arn
-        else:
-            key_arn = args.kms_key_arn
+        self.key, key_arn = key_or_given(f"{name}-key", f"S3 bucket {name}", args.tags, self, args.kms_key_arn)
 
         self.bucket = aws.s3.Bucket(
             name,
@@ -291,12 +286,7 @@ class ContentBuckets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ContentBucketsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aquascene:aws:ContentBuckets", name, None, opts)
-        self.key: aws.kms.Key | None = None
-        if args.kms_key_arn is None:
-            self.key = kms_key(f"{name}-key", f"S3 buckets {name}", args.tags, self)
-            key_arn: pulumi.Input[str] = self.key.arn
-        else:
-            key_arn = args.kms_key_arn
+        self.key, key_arn = key_or_given(f"{name}-key", f"S3 buckets {name}", args.tags, self, args.kms_key_arn)
 
         self.buckets = {}
         for spec in args.buckets:

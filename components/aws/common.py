@@ -177,3 +177,12 @@ def kms_key(name: str, description: str, tags: AwsTags, parent: pulumi.Resource,
         tags=tags.render(Name=name),
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def key_or_given(name: str, description: str, tags: AwsTags, parent: pulumi.Resource,
+                 given: pulumi.Input[str] | None) -> tuple[aws.kms.Key | None, pulumi.Input[str]]:
+    """(own rotating key, its ARN) when no key ARN was given, else (None, the given ARN)."""
+    if given is not None:
+        return None, given
+    key = kms_key(name, description, tags, parent)
+    return key, key.arn

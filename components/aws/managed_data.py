@@ -20,7 +20,7 @@ from typing import Literal, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.common import AwsTags, kms_key
+from components.aws.common import AwsTags, key_or_given
 from components.credentials import generated_password
 
 POSTGRES_PORT = 5432
@@ -158,12 +158,7 @@ class RdsPostgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = args.tags
 
-        self.key: aws.kms.Key | None = None
-        if args.kms_key_arn is None:
-            self.key = kms_key(f"{name}-key", f"RDS {name} storage and Performance Insights", tags, self)
-            key_arn: pulumi.Input[str] = self.key.arn
-        else:
-            key_arn = args.kms_key_arn
+        self.key, key_arn = key_or_given(f"{name}-key", f"RDS {name} storage and Performance Insights", tags, self, args.kms_key_arn)
 
         self.subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", subnet_ids=args.subnet_ids, description=f"{name}: private subnets",
@@ -300,12 +295,7 @@ class ElastiCacheRedis(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = args.tags
 
-        self.key: aws.kms.Key | None = None
-        if args.kms_key_arn is None:
-            self.key = kms_key(f"{name}-key", f"ElastiCache {name} at-rest encryption", tags, self)
-            key_arn: pulumi.Input[str] = self.key.arn
-        else:
-            key_arn = args.kms_key_arn
+        self.key, key_arn = key_or_given(f"{name}-key", f"ElastiCache {name} at-rest encryption", tags, self, args.kms_key_arn)
 
         self.subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets", subnet_ids=args.subnet_ids, description=f"{name}: private subnets",
