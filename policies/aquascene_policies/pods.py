@@ -7,7 +7,8 @@ StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob).
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Iterator, Mapping, Optional
+import functools
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from pulumi_policy import ResourceValidationArgs
 
@@ -23,6 +24,20 @@ def _workload(args: ResourceValidationArgs) -> Optional[tuple[str, Mapping[str, 
     return k8s.ref(args.resource_type, args.props, args.name), spec
 
 
+def _pod_rule(check: Callable[[str, Mapping[str, Any], Mapping[str, Any]], Iterator[str]]) -> Callable[
+        [ResourceValidationArgs, Mapping[str, Any]], Iterator[str]]:
+    """A rule over a workload's pod spec: `check(ref, spec, config)` runs only for resources with pods."""
+
+    @functools.wraps(check)
+    def rule(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
+        found = _workload(args)
+        if found:
+            ref, spec = found
+            yield from check(ref, spec, config)
+
+    return rule
+
+
 def _effective(container: Container, spec: Mapping[str, Any], key: str) -> Any:
     """A container securityContext field, falling back to the pod's (where Kubernetes does)."""
     value = container.security_context.get(key)
@@ -32,11 +47,8 @@ def _effective(container: Container, spec: Mapping[str, Any], key: str) -> Any:
 # -------------------------------------------------------------- security
 
 
-def run_as_non_root(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def run_as_non_root(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         if _effective(c, spec, "runAsNonRoot") is not True:
             yield f"{ref}: {c} does not set runAsNonRoot: true"
@@ -45,41 +57,29 @@ def run_as_non_root(args: ResourceValidationArgs, config: Mapping[str, Any]) -> 
             yield f"{ref}: {c} runs as UID 0"
 
 
-def no_privileged(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def no_privileged(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         if c.security_context.get("privileged") is True:
             yield f"{ref}: {c} is privileged"
 
 
-def no_privilege_escalation(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def no_privilege_escalation(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         if c.security_context.get("allowPrivilegeEscalation") is not False:
             yield f"{ref}: {c} does not set allowPrivilegeEscalation: false"
 
 
-def read_only_root_filesystem(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def read_only_root_filesystem(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         if c.security_context.get("readOnlyRootFilesystem") is not True:
             yield f"{ref}: {c} does not set readOnlyRootFilesystem: true"
 
 
-def drop_all_capabilities(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def drop_all_capabilities(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     allowed = set(config["allowedCapabilities"])
     for c in k8s.containers(spec):
         caps = as_map(c.security_context.get("capabilities"))
@@ -90,11 +90,8 @@ def drop_all_capabilities(args: ResourceValidationArgs, config: Mapping[str, Any
             yield f"{ref}: {c} adds capabilities {listing(added)} (allowed: {listing(sorted(allowed)) or 'none'})"
 
 
-def seccomp_runtime_default(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def seccomp_runtime_default(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         profile = as_map(_effective(c, spec, "seccompProfile")).get("type")
         if profile not in ("RuntimeDefault", "Localhost"):
@@ -116,11 +113,8 @@ no_host_pid = _host_namespace("hostPID", "process namespace")
 no_host_ipc = _host_namespace("hostIPC", "IPC namespace")
 
 
-def no_host_path(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def no_host_path(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for volume in as_list(spec.get("volumes")):
         volume = as_map(volume)
         host_path = volume.get("hostPath")
@@ -128,11 +122,8 @@ def no_host_path(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Ite
             yield f'{ref}: volume "{volume.get("name")}" mounts host path {host_path.get("path")}'
 
 
-def no_host_port(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def no_host_port(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         for port in as_list(c.spec.get("ports")):
             host_port = number(as_map(port).get("hostPort"))
@@ -166,11 +157,8 @@ def no_default_namespace(args: ResourceValidationArgs, config: Mapping[str, Any]
 # ------------------------------------------------------- resources, probes
 
 
-def container_resources(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    found = _workload(args)
-    if not found:
-        return
-    ref, spec = found
+@_pod_rule
+def container_resources(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
     for c in k8s.containers(spec):
         if c.role == "ephemeral container":
             continue  # the API forbids resources on ephemeral containers
