@@ -69,21 +69,25 @@ ALLOWED_ASSET_TYPES: dict[str, tuple[bytes, ...]] = {
 # --- serialisation and cache ---------------------------------------------------
 
 
+def _summary_fields(content: Content) -> dict:
+    """The fields a listing and a full read share (everything but the body)."""
+    return {
+        "id": content.id,
+        "title": content.title,
+        "content_type": ContentType(content.content_type),
+        "status": ContentStatus(content.status),
+        "tags": content.tag_names,
+        "version": content.version,
+        "quality_score": content.quality_score,
+        "generation": content.generation,
+        "created_at": content.created_at,
+        "updated_at": content.updated_at,
+        "published_at": content.published_at,
+    }
+
+
 def content_out(content: Content) -> ContentOut:
-    return ContentOut(
-        id=content.id,
-        title=content.title,
-        body=content.body,
-        content_type=ContentType(content.content_type),
-        status=ContentStatus(content.status),
-        tags=content.tag_names,
-        version=content.version,
-        quality_score=content.quality_score,
-        generation=content.generation,
-        created_at=content.created_at,
-        updated_at=content.updated_at,
-        published_at=content.published_at,
-    )
+    return ContentOut(**_summary_fields(content), body=content.body)
 
 
 def content_cache_key(services: Services, content_id: uuid.UUID | str) -> str:
@@ -234,19 +238,7 @@ async def list_content(
     has_more = len(rows) > limit
     rows = rows[:limit]
     items = [
-        ContentSummary(
-            id=c.id,
-            title=c.title,
-            content_type=ContentType(c.content_type),
-            status=ContentStatus(c.status),
-            tags=c.tag_names,
-            version=c.version,
-            quality_score=c.quality_score,
-            generation=c.generation,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            published_at=c.published_at,
-        )
+        ContentSummary(**_summary_fields(c))
         for c in rows
     ]
     page = ContentPage(
