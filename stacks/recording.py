@@ -92,6 +92,36 @@ class Recording:
     def children_of(self, urn: str) -> Iterator[Recorded]:
         return (r for r in self.resources if r.parent == urn)
 
+    def prerequisites(self, urn: str) -> set[str]:
+        """Every resource that exists before `urn` is created, as the engine orders them.
+
+        A resource waits for its dependencies (explicit `depends_on` and those
+        that flow in through its inputs); a child is registered only after its
+        parent, and a parent only after its own dependencies. Followed
+        transitively, that is everything the engine guarantees to precede it.
+        """
+        by_urn = self.by_urn()
+        seen: set[str] = set()
+        pending = [urn]
+        while pending:
+            resource = by_urn.get(pending.pop())
+            if resource is None:
+                continue
+            direct = set(resource.dependencies) | {u for us in resource.property_dependencies.values() for u in us}
+            if resource.parent:
+                direct.add(resource.parent)
+            for before in direct - seen:
+                seen.add(before)
+                pending.append(before)
+        return seen
+
+    def namespace_of(self, resource: Recorded) -> str | None:
+        """The namespace a Kubernetes object lives in (None: cluster-scoped or not an object)."""
+        if not resource.is_kubernetes_object:
+            return None
+        metadata = resource.plain_inputs.get("metadata") or {}
+        return metadata.get("namespace") if isinstance(metadata, dict) else None
+
 
 class RealisticMocks(pulumi_mocks.Mocks):
     """Provider answers close enough to the real ones for dependent inputs to resolve."""
