@@ -353,9 +353,9 @@ class PublicRoutes(pulumi.ComponentResource):
     def _gateway_namespace(self) -> k8s.core.v1.Namespace:
         """The gateway namespace: restricted, closed by default, the proxies open to the world."""
         a, g = self._args, self._args.gateway
-        namespace = k8s.core.v1.Namespace(
+        namespace = kube.namespace(
             "gateway-namespace",
-            metadata=kube.namespace_metadata(a.gateway_namespace, a.environment, "restricted", a.kubernetes_version),
+            kube.namespace_metadata(a.gateway_namespace, a.environment, "restricted", a.kubernetes_version),
             opts=self._opts())
         opts = self._opts([namespace])
         common = kube.namespace_labels(a.environment)

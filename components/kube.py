@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import pulumi
+import pulumi_kubernetes as k8s
+from pulumi.runtime.settings import get_root_resource
 
 Manifest = dict[str, Any]
 
@@ -84,6 +87,44 @@ def label_value(value: str) -> str:
     return cleaned.strip("._-") or "none"
 
 
+# ------------------------------------------------------------------ namespaces
+#
+# An object sent before its namespace exists is refused ("namespaces ... not
+# found"); the engine retries it, and at the default --parallel such retries can
+# hold every slot while the namespace waits for one. So every namespaced object
+# must wait for its Namespace, wherever it is declared. `namespace()` records
+# each Namespace of the running program; `metadata()` then names the namespace
+# through that resource's output, so the dependency travels with the input and
+# no call site can forget it. tests/unit/test_ordering.py checks the whole graph.
+
+_NAMESPACES: weakref.WeakKeyDictionary[pulumi.Resource, dict[str, k8s.core.v1.Namespace]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _declared_namespaces() -> dict[str, k8s.core.v1.Namespace]:
+    """The Namespaces declared so far by this program run (one per root stack resource)."""
+    root = get_root_resource()
+    if root is None:  # outside a Pulumi program: nothing to order
+        return {}
+    return _NAMESPACES.setdefault(root, {})
+
+
+def namespace(resource_name: str, meta: Manifest, opts: pulumi.ResourceOptions | None = None) -> k8s.core.v1.Namespace:
+    """Declare a Namespace; objects whose metadata() names it are created after it."""
+    created = k8s.core.v1.Namespace(resource_name, metadata=meta, opts=opts)
+    _declared_namespaces()[meta["name"]] = created
+    return created
+
+
+def namespace_reference(name: pulumi.Input[str]) -> pulumi.Input[str]:
+    """`name`, as the output of its Namespace resource when this program declares one."""
+    declared = _declared_namespaces().get(name) if isinstance(name, str) else None
+    if declared is None:
+        return name
+    return declared.metadata.apply(lambda m: m["name"])
+
+
 def metadata(
     name: str,
     namespace: pulumi.Input[str] | None,
@@ -92,7 +133,7 @@ def metadata(
 ) -> Manifest:
     meta: Manifest = {"name": name, "labels": dict(labels)}
     if namespace is not None:
-        meta["namespace"] = namespace
+        meta["namespace"] = namespace_reference(namespace)
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta

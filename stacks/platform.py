@@ -1,7 +1,7 @@
 """compose(config): the one composition of the platform, for every environment.
 
 [AWS: network -> EKS ->] namespace -> data stores -> migrations -> applications
--> (routes) -> (monitoring) -> backups
+-> (monitoring) -> (routes) -> backups
 
 Environments differ only by the StackConfig handed in: with `aws.enabled` the
 stack builds its own EKS cluster and every Kubernetes object goes through that
@@ -104,9 +104,10 @@ def compose(config: StackConfig) -> Platform:
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
     services = list(platform.services.values())
-    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider], depends_on=services))
+    # Monitoring before routes: the Grafana route lives in the monitoring namespace, declared here.
     platform.monitoring = compose_monitoring(config, data, images,
                                              pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]))
+    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider], depends_on=services))
     if config.backups.enabled:
         platform.backups = backup_schedule(config, data, image, in_namespace)
     return platform
@@ -186,9 +187,7 @@ def app_namespace(config: StackConfig, provider: k8s.Provider) -> k8s.core.v1.Na
         kube.ENVIRONMENT_LABEL: config.environment,
         **kube.restricted_namespace_labels(config.kubernetes.version),
     }
-    namespace = k8s.core.v1.Namespace(
-        "namespace", metadata={"name": config.namespace, "labels": labels}, opts=opts
-    )
+    namespace = kube.namespace("namespace", {"name": config.namespace, "labels": labels}, opts)
     k8s.networking.v1.NetworkPolicy(
         "default-deny",
         metadata=kube.metadata("default-deny-all", config.namespace, labels={

@@ -76,9 +76,8 @@ class MonitoringStack(pulumi.ComponentResource):
     def _namespace(self, name: str, namespace: str, level: str, args: MonitoringStackArgs,
                    after: list[pulumi.Resource], annotations: dict[str, str] | None = None) -> k8s.core.v1.Namespace:
         """A namespace at Pod Security `level`, closed by a default-deny policy."""
-        created = k8s.core.v1.Namespace(
-            name, metadata=kube.namespace_metadata(namespace, args.environment, level, args.kubernetes_version,
-                                                   annotations),
+        created = kube.namespace(
+            name, kube.namespace_metadata(namespace, args.environment, level, args.kubernetes_version, annotations),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
