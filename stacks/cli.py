@@ -3,6 +3,7 @@
   aquascene render STACK [--out DIR] [--project-dir DIR]
   aquascene policy STACK [--json] [--config FILE] [--project-dir DIR]
   aquascene policy --export FILE [--config FILE] [--json]
+  aquascene check STACK [--project-dir DIR]
 
 Exit codes: 0 everything valid, 1 invalid objects, 2 configuration or usage error.
 """
@@ -47,6 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy_cmd.add_argument("--json", action="store_true", help="print the findings as a JSON array")
     policy_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
     policy_cmd.set_defaults(handler=_policy)
+
+    check_cmd = commands.add_parser(
+        "check",
+        help="send a stack's Kubernetes objects to the cluster in KUBECONFIG as a server-side dry run",
+        description="Exit codes: 0 every object accepted, 1 objects rejected, 2 configuration, usage "
+                    "or cluster error (no KUBECONFIG, API server unreachable).",
+    )
+    check_cmd.add_argument("stack", help="stack name: renders Pulumi.STACK.yaml under the recording engine")
+    check_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
+    check_cmd.set_defaults(handler=_check)
 
     args = parser.parse_args(argv)
     try:
@@ -108,6 +119,26 @@ def _policy(args: argparse.Namespace) -> int:
         print(policy.format_table(report, title))
         print(f"done in {time.perf_counter() - started:.2f}s")
     return report.exit_code
+
+
+def _check(args: argparse.Namespace) -> int:
+    from stacks import check
+    from stacks.render import record_stack
+    from stacks.stackfile import load_stack_file
+
+    started = time.perf_counter()
+    project_dir = args.project_dir or find_project_dir()
+    objects = check.stack_objects(record_stack(load_stack_file(args.stack, project_dir)))
+    try:
+        cluster = check.Cluster.from_kubeconfig()
+    except check.ClusterUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    report = check.check(args.stack, objects, cluster)
+    for line in check.format_report(report):
+        print(line)
+    print(f"done in {time.perf_counter() - started:.2f}s")
+    return EXIT_INVALID if report.rejected else EXIT_OK
 
 
 if __name__ == "__main__":

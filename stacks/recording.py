@@ -285,6 +285,17 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+def restore_ints(value: Any) -> Any:
+    """The engine carries every number as a float; Kubernetes wants 3, not 3.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: restore_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_ints(v) for v in value]
+    return value
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:7]
 

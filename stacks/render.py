@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from stacks import kubeschema
-from stacks.recording import REDACTED, Recorded, Recording, is_secret, record, redact_secrets
+from stacks.recording import REDACTED, Recorded, Recording, is_secret, record, redact_secrets, restore_ints
 from stacks.stackfile import StackFile, load_stack_file
 
 RESOURCES_FILE = "resources.json"
@@ -113,7 +113,7 @@ def _write(recording: Recording, out_dir: Path) -> RenderResult:
 
 def manifest_of(resource: Recorded) -> dict[str, Any]:
     """A Kubernetes object as it would be applied: integral numbers as ints, secrets redacted."""
-    manifest = _restore_ints(_redact_for_yaml(resource.inputs))
+    manifest = restore_ints(_redact_for_yaml(resource.inputs))
     if manifest.get("kind") == "Secret":
         for key in ("data", "stringData"):
             if isinstance(manifest.get(key), dict):
@@ -128,8 +128,8 @@ def export_document(recording: Recording) -> dict[str, Any]:
         entry: dict[str, Any] = {"urn": r.urn, "custom": r.custom, "type": r.type}
         if r.custom:
             entry["id"] = r.id
-        entry["inputs"] = _restore_ints(r.redacted_inputs)
-        entry["outputs"] = _restore_ints(redact_secrets(r.outputs))
+        entry["inputs"] = restore_ints(r.redacted_inputs)
+        entry["outputs"] = restore_ints(redact_secrets(r.outputs))
         if r.parent:
             entry["parent"] = r.parent
         if r.provider:
@@ -140,7 +140,7 @@ def export_document(recording: Recording) -> dict[str, Any]:
     if recording.stack_outputs:
         stack_entry = next((e for e in resources if e["type"] == "pulumi:pulumi:Stack"), None)
         if stack_entry is not None:
-            stack_entry["outputs"] = _restore_ints(redact_secrets(recording.stack_outputs))
+            stack_entry["outputs"] = restore_ints(redact_secrets(recording.stack_outputs))
     return {
         "version": 3,
         "deployment": {
@@ -188,14 +188,3 @@ def _redact_for_yaml(value: Any, inside_secret: bool = False) -> Any:
     if isinstance(value, list):
         return [_redact_for_yaml(v, inside_secret) for v in value]
     return REDACTED if inside_secret else value
-
-
-def _restore_ints(value: Any) -> Any:
-    """The engine carries every number as a float; Kubernetes wants 3, not 3.0."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _restore_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_ints(v) for v in value]
-    return value

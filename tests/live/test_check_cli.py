@@ -1,0 +1,38 @@
+"""`aquascene check STACK` against the cluster in KUBECONFIG: a server-side dry run."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks import cli, render
+from stacks.check import Cluster
+
+
+def test_check_dev_exits_0_with_every_object_accepted(cluster: Cluster, capsys) -> None:
+    assert cli.main(["check", "dev"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "0 rejected (server-side dry run)" in out
+    # The dry run stored nothing, and the namespaces it needed for it are gone again.
+    assert cluster.get("apps/v1", "Deployment", "content-manager", "aquascene-dev") is None
+    assert not cluster.namespace_exists("aquascene-dev")
+
+
+def test_check_exits_1_naming_an_object_the_api_server_refuses(cluster: Cluster, capsys, monkeypatch) -> None:
+    """An HTTPRoute whose backend port is 700000 passes no offline schema (custom resources are
+    skipped there) but breaks the Gateway API CRD's own schema."""
+    real_record_stack = render.record_stack
+
+    def with_broken_route(stack_file):
+        recording = real_record_stack(stack_file)
+        route = next(r for r in recording.kubernetes("HTTPRoute")
+                     if recording.namespace_of(r) == "aquascene-dev" and r.inputs["spec"]["rules"][0].get("backendRefs"))
+        route.inputs["spec"]["rules"][0]["backendRefs"][0]["port"] = 700000
+        return recording
+
+    monkeypatch.setattr(render, "record_stack", with_broken_route)
+    assert cli.main(["check", "dev"]) == cli.EXIT_INVALID
+    out = capsys.readouterr().out
+    rejected = [line for line in out.splitlines() if "REJECTED" in line]
+    assert len(rejected) == 1, out
+    assert "HTTPRoute aquascene-dev/" in rejected[0] and "700000" in rejected[0]
+    assert "stack dev:" in out and "1 rejected" in out

@@ -1,0 +1,34 @@
+"""stacks.check without a cluster: the order objects are sent in, and a missing cluster."""
+
+from __future__ import annotations
+
+from stacks import cli
+from stacks.check import stack_objects
+
+
+def test_objects_are_sent_after_everything_they_wait_for(run_stack):
+    for env in ("dev", "prod"):
+        rec = run_stack(env)
+        objects = stack_objects(rec)
+        position = {obj.urn: i for i, obj in enumerate(objects.objects)}
+        for obj in objects.objects:
+            before = rec.prerequisites(obj.urn) & position.keys()
+            assert all(position[urn] < position[obj.urn] for urn in before), obj.ref
+        # Every recorded Kubernetes object is either sent or listed as a Helm release.
+        assert len(objects.objects) + len(objects.helm_releases) == len(rec.kubernetes())
+
+
+def test_prod_lists_its_helm_releases_instead_of_sending_them(run_stack):
+    releases = stack_objects(run_stack("prod")).helm_releases
+    assert [r.split()[0] for r in releases] == ["cloudnative-pg", "plugin-barman-cloud"]
+
+
+def test_check_without_a_usable_kubeconfig_exits_2_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    assert cli.main(["check", "dev"]) == cli.EXIT_CONFIG
+    assert "KUBECONFIG" in capsys.readouterr().err
+
+
+def test_check_of_an_unknown_stack_exits_2(capsys):
+    assert cli.main(["check", "nosuchstack"]) == cli.EXIT_CONFIG
+    assert "Pulumi.nosuchstack.yaml" in capsys.readouterr().err
