@@ -30,7 +30,8 @@ from stacks.config import StackConfig
 from stacks.images import ImagePolicy
 
 # Pods that may open connections to the data stores (by their component label).
-DATA_CLIENT_COMPONENTS = ("api", "migration", "backup")
+DATA_CLIENT_COMPONENTS = ("api", "migration")
+BACKUP_COMPONENT = "backup"  # a data client only where the stack runs backups
 BACKUP_BUCKET = "system-backups"
 ASSETS_BUCKET = "content-assets"
 SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
@@ -127,10 +128,12 @@ def redis_clients() -> dict[str, int]:
     return {s.name: s.redis_db for s in catalog.CONTENT_SERVICES} | {SYSTEM: catalog.SYSTEM_REDIS_DB}
 
 
-def data_clients() -> list[kube.NetworkPeer]:
+def data_clients(config: StackConfig) -> list[kube.NetworkPeer]:
+    """The pods that may reach the data stores: only parts this stack runs (no opening for absent ones)."""
+    components = [*DATA_CLIENT_COMPONENTS, *([BACKUP_COMPONENT] if config.backups.enabled else [])]
     return [
         kube.NetworkPeer(pod_labels={"app.kubernetes.io/part-of": kube.PART_OF, "app.kubernetes.io/component": c})
-        for c in DATA_CLIENT_COMPONENTS
+        for c in components
     ]
 
 
@@ -184,7 +187,7 @@ def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpti
             image=images.resolve(cfg.image), client_image=images.resolve(cfg.client_image),
             storage_size=cfg.storage_size, storage_class=cfg.storage_class or None,
             resources=kube.preset(cfg.resources), buckets=SEED_BUCKETS,
-            clients=data_clients(), scrapers=[prometheus_peer(config)],
+            clients=data_clients(config), scrapers=[prometheus_peer(config)],
         ),
         opts=opts,
     )
@@ -226,7 +229,7 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             namespace=config.namespace, environment=config.environment, mode=pg.mode, instances=pg.instances,
             image=images.resolve(pg.image), exporter_image=images.resolve(pg.exporter_image),
             storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
-            resources=kube.preset(pg.resources), clients=[*data_clients(), grafana_peer(config)],
+            resources=kube.preset(pg.resources), clients=[*data_clients(config), grafana_peer(config)],
             scrapers=[prometheus_peer(config)], backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
@@ -262,7 +265,7 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
             replicas_per_master=rd.replicas_per_master, image=images.resolve(rd.image),
             exporter_image=images.resolve(rd.exporter_image), maxmemory=rd.maxmemory,
             storage_size=rd.storage_size, storage_class=rd.storage_class or None,
-            resources=kube.preset(rd.resources), clients=data_clients(), scrapers=[prometheus_peer(config)],
+            resources=kube.preset(rd.resources), clients=data_clients(config), scrapers=[prometheus_peer(config)],
             client_dbs=redis_clients(),
         ),
         opts=opts,

@@ -139,8 +139,10 @@ class RealisticMocks(pulumi_mocks.Mocks):
         if typ.startswith("random:"):
             return f"{name}-id", {**inputs, "result": _fake_secret(name, int(inputs.get("length", 32)))}
         if typ.startswith("docker:"):
-            image = str(inputs.get("imageName", name)).rsplit(":", 1)[0]
-            digest = f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+            image_name = str(inputs.get("imageName", name))
+            image = image_name.rsplit(":", 1)[0]
+            # Like a registry: another tag is another build, so another digest.
+            digest = f"sha256:{hashlib.sha256(image_name.encode()).hexdigest()}"
             return f"{name}-id", {**inputs, "repoDigest": f"{image}@{digest}", "imageName": inputs.get("imageName")}
         if typ.startswith("aws:"):
             return _aws_resource(typ, name, inputs)

@@ -124,8 +124,11 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     ingress = [wl.same_namespace("prometheus", [PORT])]
     if args.gateway_namespace:
         ingress.append(kube.NetworkPeer(namespace=args.gateway_namespace, ports=(PORT,)))
-    egress = [wl.same_namespace("prometheus", [9090]), wl.same_namespace("loki", [3100]),
-              wl.same_namespace("alertmanager", [9093])]
+    egress = [wl.same_namespace("prometheus", [9090])]
+    if args.loki is not None:
+        egress.append(wl.same_namespace("loki", [3100]))
+    if args.alertmanager is not None:
+        egress.append(wl.same_namespace("alertmanager", [9093]))
     if pg is not None:
         egress.append(kube.NetworkPeer(namespace=args.app_namespace, ports=(pg.port,)))
     deployed = wl.deploy(parent, "StatefulSet", wl.Workload(

@@ -206,10 +206,11 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     egress = [
         kube.NetworkPeer(namespace=args.app_namespace),  # app and data-store pods, on their annotated ports
         *[kube.NetworkPeer(namespace=n, ports=tuple(scrape_ports)) for n in {t.namespace for t in args.scrape_targets}],
-        wl.same_namespace("alertmanager", [9093]),
+        # Only the parts this stack runs: an opening for an absent part would admit any pod later so named.
+        *([wl.same_namespace("alertmanager", [9093])] if args.alertmanager is not None else []),
         wl.same_namespace("grafana", [3000]),
-        wl.same_namespace("loki", [3100]),
-        wl.same_namespace("kube-state-metrics", [8080]),
+        *([wl.same_namespace("loki", [3100])] if args.loki is not None else []),
+        *([wl.same_namespace("kube-state-metrics", [8080])] if args.kube_state_metrics else []),
         *([wl.in_namespace(args.node_agents_namespace, "alloy", [12345])] if args.loki is not None else []),
         # hostNetwork node-exporter, kubelets and the API server are reached by node address.
         *wl.private_network([9100, 10250, *wl.API_SERVER_PORTS]),

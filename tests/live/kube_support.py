@@ -18,13 +18,19 @@ Manifest = dict[str, Any]
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 POD_TEMPLATE_KINDS = (*WORKLOAD_KINDS, "Job", "CronJob")
 
-# Pods an operator runs for a custom resource of the stack, never from a template the
-# stack renders: selectors that target them cannot select anything without the operator.
+# Labels of pods an operator runs for a custom resource of the stack, never from a template
+# the stack renders: selectors that use them cannot select anything without the operator.
 OPERATOR_POD_LABELS = {
-    "cnpg.io/cluster": "CloudNativePG runs the instances of a Cluster",
     "cnpg.io/poolerName": "CloudNativePG runs the PgBouncer pods of a Pooler",
     "gateway.envoyproxy.io/owning-gateway-name": "Envoy Gateway runs the proxies of a Gateway",
     "acme.cert-manager.io/http01-solver": "cert-manager runs the HTTP-01 solver of a Certificate",
+}
+
+
+# What Kubernetes itself puts in every namespace: pods may reference it without the stack creating it.
+CLUSTER_PROVIDED = {
+    ("ServiceAccount", "default"),
+    ("ConfigMap", "kube-root-ca.crt"),  # the API server's CA, published by the controller manager
 }
 
 
@@ -88,11 +94,15 @@ def selector_string(match_labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
 
-def operator_run(selector: Mapping[str, Any]) -> str | None:
-    """Why the pods this selector targets are an operator's (None: the stack runs them)."""
-    keys = set((selector.get("matchLabels") or {}).keys())
-    keys |= {e["key"] for e in selector.get("matchExpressions") or []}
-    return next((reason for label, reason in OPERATOR_POD_LABELS.items() if label in keys), None)
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        present, value = e["key"] in labels, labels.get(e["key"])
+        if not {"Exists": present, "DoesNotExist": not present, "In": value in (e.get("values") or []),
+                "NotIn": value not in (e.get("values") or [])}[e["operator"]]:
+            return False
+    return True
 
 
 def pods_selected(cluster: Cluster, namespace: str, selector: Mapping[str, Any]) -> int:
@@ -110,32 +120,69 @@ def _expression(e: Mapping[str, Any]) -> str:
     return f"{e['key']} {'in' if op == 'In' else 'notin'} ({','.join(e.get('values') or [])})"
 
 
+def pods_not_running_now(objects: Iterable[StackObject]) -> list[tuple[str | None, dict[str, str], str]]:
+    """(namespace, labels, why) of pods the stack causes that cannot be running during a test:
+    a CronJob's between runs, an operator's for a custom resource of the stack."""
+    found: list[tuple[str | None, dict[str, str], str]] = []
+    for obj in objects:
+        if obj.kind == "CronJob":
+            labels = obj.manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels") or {}
+            found.append((obj.namespace, labels, "a CronJob's pods run only on its schedule"))
+        elif obj.kind == "Cluster" and obj.api_version.startswith("postgresql.cnpg.io/"):
+            labels = {**((obj.manifest["spec"].get("inheritedMetadata") or {}).get("labels") or {}),
+                      "cnpg.io/cluster": obj.name}
+            found.append((obj.namespace, labels, "CloudNativePG runs the instances of a Cluster"))
+    return found
+
+
 @dataclass
 class SelectionReport:
     problems: list[str]
-    operator_run: list[str]  # selectors left unchecked: the pods are an operator's
+    not_checkable: list[str]  # selectors of pods that cannot run here (a CronJob's, an operator's)
+
+
+class Selections:
+    """Whether a selector selects a pod now, or pods that cannot be running during a test."""
+
+    def __init__(self, cluster: Cluster, objects: list[StackObject], report: SelectionReport):
+        self.cluster, self.report = cluster, report
+        self.deferred = pods_not_running_now(objects)
+
+    def check(self, where: str, namespace: str, selector: Mapping[str, Any]) -> None:
+        if self.cluster is not None and pods_selected(self.cluster, namespace, selector) >= 1:
+            return
+        reason = next((why for ns, labels, why in self.deferred
+                       if ns == namespace and selector and selector_matches(selector, labels)), None)
+        keys = set((selector.get("matchLabels") or {}).keys()) | {e["key"] for e in selector.get("matchExpressions") or []}
+        reason = reason or next((why for label, why in OPERATOR_POD_LABELS.items() if label in keys), None)
+        if reason is not None:
+            self.report.not_checkable.append(f"{where}: {reason}")
+        else:
+            self.report.problems.append(f"{where}: selects no pod ({dict(selector)})")
 
 
 def selection_problems(cluster: Cluster, objects: Iterable[StackObject]) -> SelectionReport:
     """Services without ready endpoints, PDBs and NetworkPolicies selecting no pod, HPAs without a target."""
     report = SelectionReport([], [])
+    objects = list(objects)
+    selections = Selections(cluster, objects, report)
     created_namespaces = {o.name for o in objects if o.kind == "Namespace"}
     for obj in objects:
         spec = obj.manifest.get("spec") or {}
         if obj.kind == "Service" and spec.get("selector"):
-            if (reason := operator_run({"matchLabels": spec["selector"]})) is not None:
-                report.operator_run.append(f"{obj.ref}: {reason}")
-            elif not _ready_endpoints(cluster, obj):
-                report.problems.append(f"{obj.ref}: no ready endpoints")
+            if not _ready_endpoints(cluster, obj):
+                before = len(report.problems)
+                selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]})
+                if len(report.problems) > before:
+                    report.problems[-1] = f"{obj.ref}: no ready endpoints"
         elif obj.kind == "PodDisruptionBudget":
-            if pods_selected(cluster, obj.namespace, spec["selector"]) < 1:
-                report.problems.append(f"{obj.ref}: selects no pod")
+            selections.check(obj.ref, obj.namespace, spec["selector"])
         elif obj.kind == "HorizontalPodAutoscaler":
             target = spec["scaleTargetRef"]
             if cluster.get(target["apiVersion"], target["kind"], target["name"], obj.namespace) is None:
                 report.problems.append(f"{obj.ref}: target {target['kind']} {target['name']} does not exist")
         elif obj.kind == "NetworkPolicy":
-            _check_network_policy(cluster, obj, created_namespaces, report)
+            _check_network_policy(selections, obj, objects, created_namespaces)
     return report
 
 
@@ -145,24 +192,21 @@ def _ready_endpoints(cluster: Cluster, service: StackObject) -> int:
     return sum(1 for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready"))
 
 
-def _check_network_policy(cluster: Cluster, policy: StackObject, created_namespaces: set[str],
-                          report: SelectionReport) -> None:
+def _check_network_policy(selections: Selections, policy: StackObject, objects: list[StackObject],
+                          created_namespaces: set[str]) -> None:
     """The policy's own pods, and every peer pod selector inside a namespace this stack creates."""
     spec = policy.manifest["spec"]
-    selections = [("podSelector", policy.namespace, spec.get("podSelector") or {})]
+    if spec.get("podSelector") or any(o.namespace == policy.namespace and pod_templates(o) for o in objects):
+        selections.check(f"{policy.ref} podSelector", policy.namespace, spec.get("podSelector") or {})
+    else:  # namespace-wide, where only an operator runs pods (the gateway's proxies)
+        selections.report.not_checkable.append(f"{policy.ref} podSelector: a namespace the stack runs no pod in")
     for direction, key in (("ingress", "from"), ("egress", "to")):
-        for rule_index, rule in enumerate(spec.get(direction) or []):
+        for index, rule in enumerate(spec.get(direction) or []):
             for peer in rule.get(key) or []:
-                if "podSelector" not in peer:
-                    continue
-                namespaces = _peer_namespaces(peer, policy.namespace)
-                for namespace in namespaces & created_namespaces:
-                    selections.append((f"{direction}[{rule_index}] peer in {namespace}", namespace, peer["podSelector"]))
-    for where, namespace, selector in selections:
-        if (reason := operator_run(selector)) is not None:
-            report.operator_run.append(f"{policy.ref} {where}: {reason}")
-        elif pods_selected(cluster, namespace, selector) < 1:
-            report.problems.append(f"{policy.ref} {where}: selects no pod ({selector})")
+                if "podSelector" in peer:
+                    for namespace in _peer_namespaces(peer, policy.namespace) & created_namespaces:
+                        selections.check(f"{policy.ref} {direction}[{index}] peer in {namespace}", namespace,
+                                         peer["podSelector"])
 
 
 def _peer_namespaces(peer: Manifest, own: str) -> set[str]:
@@ -191,6 +235,8 @@ def missing_references(objects: Iterable[StackObject]) -> list[str]:
     missing: list[str] = []
 
     def need(kind: str, namespace: str | None, name: str, where: str, keys: Iterable[str] = ()) -> None:
+        if (kind, name) in CLUSTER_PROVIDED:
+            return
         found = have.get((kind, namespace, name))
         if found is None:
             missing.append(f"{where}: {kind} {name} does not exist")
@@ -203,19 +249,18 @@ def missing_references(objects: Iterable[StackObject]) -> list[str]:
     for obj in objects:
         for template in pod_templates(obj):
             spec, ns = template["spec"], obj.namespace
-            if spec.get("serviceAccountName", "default") != "default":  # every namespace has `default`
-                need("ServiceAccount", ns, spec["serviceAccountName"], obj.ref)
+            need("ServiceAccount", ns, spec.get("serviceAccountName", "default"), obj.ref)
             if spec.get("priorityClassName"):
                 need("PriorityClass", None, spec["priorityClassName"], obj.ref)
             for volume in spec.get("volumes") or []:
-                for source in [volume, *[s for s in (volume.get("projected") or {}).get("sources") or []]]:
+                for source in [volume, *((volume.get("projected") or {}).get("sources") or [])]:
                     if "secret" in source and not source["secret"].get("optional"):
                         name = source["secret"].get("secretName") or source["secret"].get("name")
                         need("Secret", ns, name, obj.ref, [i["key"] for i in source["secret"].get("items") or []])
                     if "configMap" in source and not source["configMap"].get("optional"):
                         need("ConfigMap", ns, source["configMap"]["name"], obj.ref,
                              [i["key"] for i in source["configMap"].get("items") or []])
-            for container in [*spec.get("initContainers") or [], *spec.get("containers") or []]:
+            for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
                 where = f"{obj.ref} container {container['name']}"
                 for env in container.get("env") or []:
                     source = env.get("valueFrom") or {}

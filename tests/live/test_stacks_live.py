@@ -103,7 +103,7 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
         figures["all_ready_s"] = round(time.monotonic() - started, 1)
         selection = selection_problems(cluster, first.objects)
         assert wait_until(lambda: selection_problems(cluster, first.objects).problems, 60) == []
-        figures["selectors_left_to_operators"] = len(selection.operator_run)
+        figures["selectors_not_checkable"] = len(selection.not_checkable)
 
         updating = time.monotonic()
         assert update_all(cluster, first, second) == []

@@ -32,3 +32,29 @@ def test_check_without_a_usable_kubeconfig_exits_2_naming_it(tmp_path, monkeypat
 def test_check_of_an_unknown_stack_exits_2(capsys):
     assert cli.main(["check", "nosuchstack"]) == cli.EXIT_CONFIG
     assert "Pulumi.nosuchstack.yaml" in capsys.readouterr().err
+
+
+def test_pods_reference_only_what_each_stack_creates(run_stack):
+    """Offline half of the live suite's reference check, for every stack on every run."""
+    from tests.live.kube_support import missing_references
+
+    for env in ("dev", "staging", "prod"):
+        assert missing_references(stack_objects(run_stack(env)).objects) == [], env
+
+
+def test_a_missing_secret_key_is_named():
+    from stacks.check import StackObject
+    from tests.live.kube_support import missing_references
+
+    secret = StackObject("s", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "ns"},
+                               "stringData": {"url": "x"}})
+    pod = {"serviceAccountName": "default", "containers": [{"name": "app", "env": [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+        {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}}]}]}
+    deployment = StackObject("d", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                   "metadata": {"name": "app", "namespace": "ns"},
+                                   "spec": {"template": {"metadata": {}, "spec": pod}}})
+    assert missing_references([secret, deployment]) == [
+        "Deployment ns/app container app: Secret db has no key 'password'",
+        "Deployment ns/app container app: ConfigMap settings does not exist",
+    ]
