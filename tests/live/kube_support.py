@@ -144,33 +144,43 @@ class SelectionReport:
 class Selections:
     """Whether a selector selects a pod now, or pods that cannot be running during a test."""
 
-    def __init__(self, cluster: Cluster, objects: list[StackObject], report: SelectionReport):
+    def __init__(self, cluster: Cluster | None, objects: list[StackObject], report: SelectionReport):
+        """Without a cluster (offline), the pods are those of the rendered templates."""
         self.cluster, self.report = cluster, report
         self.deferred = pods_not_running_now(objects)
+        if cluster is None:
+            self.deferred = [(o.namespace, t["metadata"].get("labels") or {}, "rendered")
+                             for o in objects for t in pod_templates(o)] + self.deferred
 
     def check(self, where: str, namespace: str, selector: Mapping[str, Any]) -> None:
         if self.cluster is not None and pods_selected(self.cluster, namespace, selector) >= 1:
             return
         reason = next((why for ns, labels, why in self.deferred
-                       if ns == namespace and selector and selector_matches(selector, labels)), None)
+                       if ns == namespace and selector_matches(selector, labels)), None)
         keys = set((selector.get("matchLabels") or {}).keys()) | {e["key"] for e in selector.get("matchExpressions") or []}
         reason = reason or next((why for label, why in OPERATOR_POD_LABELS.items() if label in keys), None)
+        if reason == "rendered":
+            return
         if reason is not None:
             self.report.not_checkable.append(f"{where}: {reason}")
         else:
             self.report.problems.append(f"{where}: selects no pod ({dict(selector)})")
 
 
-def selection_problems(cluster: Cluster, objects: Iterable[StackObject]) -> SelectionReport:
-    """Services without ready endpoints, PDBs and NetworkPolicies selecting no pod, HPAs without a target."""
+def selection_problems(cluster: Cluster | None, objects: Iterable[StackObject]) -> SelectionReport:
+    """Services without ready endpoints, PDBs and NetworkPolicies selecting no pod, HPAs without a target.
+    Offline (cluster None): selectors that match no rendered pod template, targets not rendered."""
     report = SelectionReport([], [])
     objects = list(objects)
     selections = Selections(cluster, objects, report)
     created_namespaces = {o.name for o in objects if o.kind == "Namespace"}
+    rendered = {(o.kind, o.namespace, o.name) for o in objects}
     for obj in objects:
         spec = obj.manifest.get("spec") or {}
         if obj.kind == "Service" and spec.get("selector"):
-            if not _ready_endpoints(cluster, obj):
+            if cluster is None:
+                selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]})
+            elif not _ready_endpoints(cluster, obj):
                 before = len(report.problems)
                 selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]})
                 if len(report.problems) > before:
@@ -179,7 +189,9 @@ def selection_problems(cluster: Cluster, objects: Iterable[StackObject]) -> Sele
             selections.check(obj.ref, obj.namespace, spec["selector"])
         elif obj.kind == "HorizontalPodAutoscaler":
             target = spec["scaleTargetRef"]
-            if cluster.get(target["apiVersion"], target["kind"], target["name"], obj.namespace) is None:
+            if (cluster is None and (target["kind"], obj.namespace, target["name"]) not in rendered) or (
+                    cluster is not None
+                    and cluster.get(target["apiVersion"], target["kind"], target["name"], obj.namespace) is None):
                 report.problems.append(f"{obj.ref}: target {target['kind']} {target['name']} does not exist")
         elif obj.kind == "NetworkPolicy":
             _check_network_policy(selections, obj, objects, created_namespaces)

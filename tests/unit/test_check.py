@@ -58,3 +58,19 @@ def test_a_missing_secret_key_is_named():
         "Deployment ns/app container app: Secret db has no key 'password'",
         "Deployment ns/app container app: ConfigMap settings does not exist",
     ]
+
+
+def test_every_selector_selects_a_pod_the_stack_runs_in_every_mix():
+    """Offline half of the live selector check, over the same stacks and mixes as the ordering
+    invariant: no Service, PDB or NetworkPolicy (own pods or peers) selects nothing, no HPA
+    targets an absent workload. An opening for a part the stack does not run would admit
+    any pod later given its labels."""
+    from stacks.program import program
+    from stacks.recording import record
+    from tests.conftest import recorded_stack, stack_config
+    from tests.live.kube_support import selection_problems
+    from tests.unit.test_ordering import STACKS
+
+    for name, (env, overrides) in STACKS.items():
+        rec = record(program, stack=env, config=stack_config(env, overrides)) if overrides else recorded_stack(env)
+        assert selection_problems(None, stack_objects(rec).objects).problems == [], name
