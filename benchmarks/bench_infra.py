@@ -31,7 +31,7 @@ def main() -> int:
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         render = [
-            timed([python, "-m", "stacks", "render", "prod", "--out", f"{tmp}/prod-{i}"]) for i in range(args.runs)
+            timed([python, "-m", "tooling", "render", "prod", "--out", f"{tmp}/prod-{i}"]) for i in range(args.runs)
         ]
     unit = [timed([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit"]) for _ in range(args.runs)]
     print(f"{'what':<32} {'median':>8} {'min':>8} {'max':>8} {'target':>8}")

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
-from stacks.recording import Recording, record
-from stacks.stackfile import load_stack_file
+from tooling.recording import Recording, record
+from tooling.stackfile import load_stack_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from stacks.check import Cluster, ClusterUnavailable
+from tooling.check import Cluster, ClusterUnavailable
 
 IN_CI = os.environ.get("CI") == "true"
 START_HINT = ('start one with `eval "$(../shared/kube-local/up.sh)"` (a local API server with simulated nodes), '

@@ -1,7 +1,7 @@
 """What the live-cluster tests check beyond the API server's own admission: readiness,
 the references a pod makes, and what selectors select.
 
-Everything reaches the cluster through `stacks.check.Cluster` (KUBECONFIG only),
+Everything reaches the cluster through `tooling.check.Cluster` (KUBECONFIG only),
 so the same checks run against the local API server, kind, minikube or a real cluster.
 """
 
@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from stacks.check import Cluster, StackObject
+from tooling.check import Cluster, StackObject
 
 Manifest = dict[str, Any]
 

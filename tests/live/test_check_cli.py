@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stacks import cli, render
-from stacks.check import Cluster
+from tooling import cli, render
+from tooling.check import Cluster
 
 
 def test_check_dev_exits_0_with_every_object_accepted(cluster: Cluster, capsys) -> None:

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from stacks.check import Cluster, StackObject, StackObjects, stack_objects
+from tooling.check import Cluster, StackObject, StackObjects, stack_objects
 from stacks.program import program
-from stacks.recording import record
+from tooling.recording import record
 from tests.conftest import recorded_stack, stack_config
 from tests.live.conftest import FIGURES
 from tests.live.kube_support import missing_references, not_ready, selection_problems, wait_until

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from components.aws import AwsTags
-from stacks.recording import ACCOUNT_ID, REGION, Recorded, Recording
+from tooling.recording import ACCOUNT_ID, REGION, Recorded, Recording
 
 TAGS = AwsTags("aquascene", "test")
 EXPECTED_TAGS = {"Project": "aquascene", "Environment": "test", "ManagedBy": "pulumi"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pulumi
-import stacks.recording as recording
+import tooling.recording as recording
 from components.aws import (
     CONTENT_BUCKETS, BucketSpec, ContentBuckets, ContentBucketsArgs, LifecycleRule, ObjectLock, ObjectLockMode,
     SecureBucket, SecureBucketArgs, backup_bucket_args,

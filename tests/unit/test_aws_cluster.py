@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from components.aws import CapacityType, EksCluster, EksClusterArgs, NodeGroupSpec, StorageClassSpec
-from stacks.recording import is_secret
+from tooling.recording import is_secret
 from tests.unit.aws_support import (
     ACCOUNT_ID, EXPECTED_TAGS, REGION, TAGS, assert_least_privilege, named, one, policy_of,
 )

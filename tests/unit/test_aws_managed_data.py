@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RdsPostgres, RdsPostgresArgs, RedisClusterMode
-from stacks.recording import is_secret
+from tooling.recording import is_secret
 from tests.unit.aws_support import EXPECTED_TAGS, TAGS, one
 
 SUBNETS = ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"]

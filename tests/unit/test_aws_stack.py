@@ -82,7 +82,7 @@ def test_cloudnative_pg_archives_to_the_aws_backup_bucket_with_its_role(prod):
 
 
 def test_stack_outputs_include_kubeconfig_as_secret(prod):
-    from stacks.recording import is_secret
+    from tooling.recording import is_secret
 
     out = prod.stack_outputs
     assert is_secret(out["kubeconfig"])

@@ -95,7 +95,7 @@ def test_every_taggable_aws_resource_carries_the_common_tags(run_program):
 
 
 def test_the_policy_pack_finds_nothing_in_the_aws_layer(run_program):
-    from stacks.policy import evaluate, states_from_recording
+    from tooling.policy import evaluate, states_from_recording
 
     rec = run_program(prod_like)
     aws_urns = {r.urn for r in rec.resources if r.type.startswith("aws:")}

@@ -7,8 +7,8 @@ import pytest
 from components import kube
 from components.app_service import SecretEnv
 from components.backup import BackupSchedule, BackupScheduleArgs, _after
-from stacks.kubeschema import validate
-from stacks.render import manifest_of
+from tooling.kubeschema import validate
+from tooling.render import manifest_of
 
 
 def schedule(run_program, **kw):

@@ -1,9 +1,9 @@
-"""stacks.check without a cluster: the order objects are sent in, and a missing cluster."""
+"""tooling.check without a cluster: the order objects are sent in, and a missing cluster."""
 
 from __future__ import annotations
 
-from stacks import cli
-from stacks.check import stack_objects
+from tooling import cli
+from tooling.check import stack_objects
 
 
 def test_objects_are_sent_after_everything_they_wait_for(run_stack):
@@ -43,7 +43,7 @@ def test_pods_reference_only_what_each_stack_creates(run_stack):
 
 
 def test_a_missing_secret_key_is_named():
-    from stacks.check import StackObject
+    from tooling.check import StackObject
     from tests.live.kube_support import missing_references
 
     secret = StackObject("s", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "ns"},
@@ -66,7 +66,7 @@ def test_every_selector_selects_a_pod_the_stack_runs_in_every_mix():
     targets an absent workload. An opening for a part the stack does not run would admit
     any pod later given its labels."""
     from stacks.program import program
-    from stacks.recording import record
+    from tooling.recording import record
     from tests.conftest import recorded_stack, stack_config
     from tests.live.kube_support import selection_problems
     from tests.unit.test_ordering import STACKS

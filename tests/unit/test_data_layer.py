@@ -11,8 +11,8 @@ from components.object_store import SEED_BUCKETS, BucketSpec, ObjectStore, Objec
 from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, PostgresStorage
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks.catalog import CONTENT_SERVICES
-from stacks.kubeschema import validate
-from stacks.render import manifest_of
+from tooling.kubeschema import validate
+from tooling.render import manifest_of
 
 APP_PEER = kube.NetworkPeer(pod_labels={"app.kubernetes.io/component": "api"})
 PROM_PEER = kube.NetworkPeer(namespace="monitoring", pod_labels={"app.kubernetes.io/name": "prometheus"})
@@ -427,7 +427,7 @@ def test_stack_outputs_name_endpoints_not_secrets(run_stack):
     assert out["postgres"]["read_only_host"] == "postgres-ro.aquascene-prod.svc.cluster.local"
     assert out["redis"]["cluster_mode"] is True
     assert sorted(out["object_store"]["buckets"]) == sorted(b.name for b in SEED_BUCKETS)
-    from stacks.recording import is_secret
+    from tooling.recording import is_secret
 
     passwords = [r.outputs["result"] for r in run_stack("prod").of_type("random:index/randomPassword:RandomPassword")]
     plain = json.dumps({k: v for k, v in out.items() if not is_secret(v)})

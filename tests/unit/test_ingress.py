@@ -17,8 +17,8 @@ from components.ingress import (
     Route,
     TlsIssuer,
 )
-from stacks import kubeschema
-from stacks.render import manifest_of
+from tooling import kubeschema
+from tooling.render import manifest_of
 
 APP, MON, GW = "aquascene-prod", "aquascene-prod-monitoring", "aquascene-prod-gateway"
 API, GRAFANA = "api.aquascene.bg", "grafana.aquascene.bg"

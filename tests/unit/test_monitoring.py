@@ -32,9 +32,9 @@ from components.monitoring import (
 )
 from components.monitoring.stack import NODE_AGENTS
 from policies.aquascene_policies import BY_NAME, EXEMPT_PREFIX
-from stacks import kubeschema
-from stacks.recording import is_secret
-from stacks.render import manifest_of
+from tooling import kubeschema
+from tooling.recording import is_secret
+from tooling.render import manifest_of
 
 NS, APP_NS, AGENTS_NS, GATEWAY_NS = (
     "aquascene-prod-monitoring", "aquascene-prod", "aquascene-prod-node-agents", "aquascene-prod-gateway")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.recording import Recording
+from tooling.recording import Recording
 
 # Custom resources and the Helm chart whose release serves their API group: where
 # a stack installs that release, every such resource must be created after it.
@@ -75,7 +75,7 @@ def unserved_custom_resources(rec: Recording) -> list[str]:
 @pytest.fixture(scope="module", params=sorted(STACKS))
 def recording(request) -> Recording:
     from stacks.program import program
-    from stacks.recording import record
+    from tooling.recording import record
     from tests.conftest import recorded_stack, stack_config
 
     env, overrides = STACKS[request.param]

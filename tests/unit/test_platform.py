@@ -126,7 +126,7 @@ def test_override_changes_only_that_service(run_stack):
 
 
 def test_bad_config_fails_before_any_resource_is_declared(run_stack):
-    from stacks.recording import RecordingMonitor
+    from tooling.recording import RecordingMonitor
 
     declared: list[str] = []
     original = RecordingMonitor.RegisterResource
@@ -145,7 +145,7 @@ def test_bad_config_fails_before_any_resource_is_declared(run_stack):
 
 
 def test_services_get_api_keys_from_a_generated_secret(run_stack):
-    from stacks.recording import is_secret
+    from tooling.recording import is_secret
 
     rec = run_stack("prod")
     secret = rec.k8s_object("Secret", "content-engine-api")

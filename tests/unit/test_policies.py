@@ -16,7 +16,7 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, Severity, 
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.aquascene_policies import BY_NAME, EXEMPT_PREFIX, RULES, build_policies
-from stacks.policy import PackConfig, ResourceState, evaluate, parse_pack_config
+from tooling.policy import PackConfig, ResourceState, evaluate, parse_pack_config
 
 NS = "aquascene-test"
 STACK = "urn:pulumi:test::aquascene::"
@@ -740,7 +740,7 @@ def test_aws_rules_read_the_properties_the_real_sdk_registers(run_program):
     """pulumi-aws v7 resources under the recording engine: the rules see the engine's property names."""
     import pulumi_aws as aws
 
-    from stacks.policy import states_from_recording
+    from tooling.policy import states_from_recording
 
     def program():
         b = aws.s3.Bucket("uploads")
@@ -788,7 +788,7 @@ def test_the_aws_components_secure_defaults_pass_every_rule(run_program):
     """The platform's own AWS components, with their defaults, comply with the pack."""
     from components.aws import (AwsTags, EksCluster, EksClusterArgs, Network, NetworkArgs, RdsPostgres,
                                 RdsPostgresArgs, SecureBucket, backup_bucket_args)
-    from stacks.policy import load_pack_config, states_from_recording
+    from tooling.policy import load_pack_config, states_from_recording
 
     def program():
         tags = AwsTags("aquascene", "prod")

@@ -13,8 +13,8 @@ from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import EnforcementLevel
 
 from policies.aquascene_policies import BY_NAME, PACK_NAME, RULES, build_policies
-from stacks import policy
-from stacks.cli import main
+from tooling import policy
+from tooling.cli import main
 from tests.conftest import REPO
 
 BAD_EXPORT = REPO / "tests" / "fixtures" / "bad_export.json"
@@ -83,7 +83,7 @@ def test_the_cli_prints_every_advisory_finding_and_exits_by_mandatory_findings(e
 
 def test_render_export_and_stack_evaluations_agree(tmp_path):
     """resources.json from `aquascene render` is a stack export: evaluating it finds what the stack run finds."""
-    from stacks.render import render
+    from tooling.render import render
 
     render("staging", REPO, tmp_path / "staging")
     config = REPO / "policies" / "config" / "staging.json"

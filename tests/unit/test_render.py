@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from stacks.cli import main
+from tooling.cli import main
 from tests.conftest import REPO
 
 
@@ -68,8 +68,8 @@ def test_secrets_are_redacted_in_resources_json(tmp_path):
     import pulumi
     import pulumi_kubernetes as k8s
 
-    from stacks.recording import record
-    from stacks.render import export_document, manifest_of
+    from tooling.recording import record
+    from tooling.render import export_document, manifest_of
 
     def program():
         k8s.core.v1.Secret("s", metadata={"name": "s"}, string_data={"password": pulumi.Output.secret("hunter2")})

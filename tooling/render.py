@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from stacks import kubeschema
-from stacks.recording import REDACTED, Recorded, Recording, is_secret, record, redact_secrets, restore_ints
-from stacks.stackfile import StackFile, load_stack_file
+from tooling import kubeschema
+from tooling.recording import REDACTED, Recorded, Recording, is_secret, record, redact_secrets, restore_ints
+from tooling.stackfile import StackFile, load_stack_file
 
 RESOURCES_FILE = "resources.json"
 # libyaml's emitter when PyYAML has it (a 5x faster write of the same YAML), else the pure one.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from stacks.config import ConfigError
-from stacks.stackfile import StackFileError, find_project_dir
+from tooling.stackfile import StackFileError, find_project_dir
 
 EXIT_OK, EXIT_INVALID, EXIT_CONFIG = 0, 1, 2
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from stacks.render import render
+    from tooling.render import render
 
     project_dir = args.project_dir or find_project_dir()
     out_dir = args.out or project_dir / "build" / "render" / args.stack
@@ -96,7 +96,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> int:
-    from stacks import policy
+    from tooling import policy
 
     if (args.stack is None) == (args.export is None):
         print("error: aquascene policy takes a STACK or --export FILE (exactly one)", file=sys.stderr)
@@ -122,9 +122,9 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from stacks import check
-    from stacks.render import record_stack
-    from stacks.stackfile import load_stack_file
+    from tooling import check
+    from tooling.render import record_stack
+    from tooling.stackfile import load_stack_file
 
     started = time.perf_counter()
     project_dir = args.project_dir or find_project_dir()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from stacks.recording import Recorded, Recording, restore_ints, unwrap_secrets
+from tooling.recording import Recorded, Recording, restore_ints, unwrap_secrets
 
 FIELD_MANAGER = "aquascene"
 NAMESPACE_DELETE_TIMEOUT_SECONDS = 120

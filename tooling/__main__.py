@@ -1,5 +1,5 @@
 import sys
 
-from stacks.cli import main
+from tooling.cli import main
 
 sys.exit(main())

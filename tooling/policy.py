@@ -40,7 +40,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from policies.aquascene_policies import BY_NAME, PACK_NAME, REDACTED_SECRET, RULES, Exemption, build_policies
-from stacks.recording import SECRET_SIG, SECRET_VALUE, Recording
+from tooling.recording import SECRET_SIG, SECRET_VALUE, Recording
 
 PACK_VERSION = "0.1.0"
 CONFIG_DIR = Path("policies") / "config"
@@ -441,8 +441,8 @@ def _stack_resources(
 
 def evaluate_stack(stack: str, project_dir: Path, config_path: Optional[Path] = None) -> PolicyReport:
     """Render `stack` under the recording engine and evaluate it (config: policies/config/<env>.json)."""
-    from stacks.render import record_stack
-    from stacks.stackfile import load_stack_file
+    from tooling.render import record_stack
+    from tooling.stackfile import load_stack_file
 
     stack_file = load_stack_file(stack, project_dir)
     config = load_pack_config(config_path) if config_path else None
