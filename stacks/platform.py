@@ -30,6 +30,7 @@ from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.promotion import promoted_image
+from stacks.releases import service_release
 from stacks.observability import compose_monitoring, compose_routes
 
 APP_COMPONENT = "api"
@@ -257,6 +258,7 @@ def app_service_args(
         service_account_annotations=(
             {"eks.amazonaws.com/role-arn": data.role_arns[service.name]} if service.name in data.role_arns else {}
         ),
+        release=service_release(config, service.name),
     )
 
 
