@@ -190,7 +190,9 @@ class AppService(pulumi.ComponentResource):
             f"{name}-service",
             metadata=meta(ident.name),
             spec=kube.service_spec(service_selector, {"http": args.port}),
-            opts=child,
+            # A selector that moves to another track (blue -> green, rolling -> stable) waits
+            # until that track's Deployment is ready: the Service never points at no pods.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
         self.canary_service_name: str | None = None
         if isinstance(args.release, Canary):
@@ -199,7 +201,7 @@ class AppService(pulumi.ComponentResource):
                 f"{name}-canary-service",
                 metadata=meta(self.canary_service_name),
                 spec=kube.service_spec({**selector, TRACK_LABEL: "canary"}, {"http": args.port}),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployments["canary"]]),
             )
 
         self.autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None

@@ -193,3 +193,13 @@ def test_blue_to_green_without_an_hpa_only_rescales(run_stack):
         f"{SERVICE}-blue-deployment": {"spec.replicas"},
         f"{SERVICE}-green-deployment": {"spec.replicas"},
     }
+
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_the_service_moves_only_after_the_serving_track_is_ready(run_stack, active):
+    rec = blue_green(run_stack, active)
+    by_name = {r.name: r for r in rec.resources}
+    service = by_name[f"{SERVICE}-service"]
+    assert by_name[f"{SERVICE}-{active}-deployment"].urn in service.dependencies
+    idle = "green" if active == "blue" else "blue"
+    assert by_name[f"{SERVICE}-{idle}-deployment"].urn not in service.dependencies
