@@ -172,7 +172,8 @@ class AppService(pulumi.ComponentResource):
                 deployment_spec["replicas"] = track.replicas
             return k8s.apps.v1.Deployment(
                 f"{name}-{track.name}-deployment" if track.name else f"{name}-deployment",
-                metadata=kube.metadata(track.deployment_name(ident.name), args.namespace, {**labels, **track_labels}),
+                metadata=kube.metadata(track.deployment_name(ident.name), args.namespace, {**labels, **track_labels},
+                                       kube.policy_exemptions(track.exemptions) or None),
                 spec=deployment_spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account]),
             )

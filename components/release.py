@@ -24,6 +24,10 @@ import pulumi
 
 TRACK_LABEL = "aquascene.io/track"
 COLOURS = ("blue", "green")
+IDLE_REASON = ("the idle colour of a blue-green release serves no traffic: it is the instant rollback, "
+               "sized by idle_replicas; the active colour carries the availability")
+CANARY_REASON = ("a canary is sized by its share of the traffic (at least one pod); the stable track "
+                 "carries the availability")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,14 @@ class Track:
     image: pulumi.Input[str]
     replicas: int | None  # None: the HPA owns the count
     serving: bool  # what the Service `<name>` selects and the HPA scales
+
+    @property
+    def exemptions(self) -> dict[str, str]:
+        """Policy rule -> reason. Only a serving track carries the service's availability."""
+        if self.serving:
+            return {}
+        why = IDLE_REASON if self.name in COLOURS else CANARY_REASON
+        return {"workload-min-replicas": why}
 
     def deployment_name(self, service: str) -> str:
         return f"{service}-{self.name}" if self.name else service

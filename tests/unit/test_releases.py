@@ -149,13 +149,20 @@ def test_scraped_metrics_carry_the_track_label():
 @pytest.mark.parametrize("env, shape", [
     ("staging", {"strategy": "canary", "canary_weight": 10, "canary_image": "1.1.0"}),
     ("staging", {"strategy": "blue-green", "active": "green", "idle_replicas": 0}),
-    ("prod", {"strategy": "canary", "canary_weight": 50, "canary_image": "sha256:" + "f" * 64}),
-], ids=["staging-canary", "staging-blue-green", "prod-canary"])
+    ("prod", {"strategy": "canary", "canary_weight": 10, "canary_image": "sha256:" + "f" * 64}),
+    ("prod", {"strategy": "blue-green", "active": "blue", "idle_replicas": 1}),
+    ("prod", {"strategy": "blue-green", "active": "green", "idle_replicas": 0}),
+], ids=["staging-canary", "staging-blue-green", "prod-canary", "prod-blue-green", "prod-blue-green-idle-0"])
 def test_release_stacks_pass_every_mandatory_policy(run_stack, env, shape):
     rec = run_stack(env, {"services": {name: {"release": shape} for name in (SERVICE, "ai-processor")}})
     config = policy.load_pack_config(REPO / "policies" / "config" / f"{env}.json")
     report = policy.evaluate(policy.states_from_recording(rec), config)
     assert report.mandatory == [], "\n".join(f"{f.policy}: {f.message}" for f in report.mandatory)
+    # Only the tracks that serve no traffic are exempt, and only from the replica minimum.
+    exempt = {(f.policy, f.urn.rsplit("::", 1)[-1]) for f in report.findings if f.level == "exempt"
+              and "content-manager" in f.urn}
+    idle = {"canary": "canary", "blue": "green", "green": "blue"}[shape.get("active", "canary")]
+    assert exempt == {("workload-min-replicas", f"{SERVICE}-{idle}-deployment")}
 
 
 # ------------------------------------------------------------- one step each
@@ -173,25 +180,31 @@ def test_canary_weight_10_to_50_changes_only_the_routes_and_the_canarys_size(run
 
 def test_blue_to_green_moves_the_service_and_the_scaling_and_restarts_no_pod(run_stack):
     changed = changes(blue_green(run_stack, "blue"), blue_green(run_stack, "green"))
+    exemption = "metadata.annotations"  # policy.aquascene.io/exempt-workload-min-replicas moves to the idle colour
     assert changed == {
         f"{SERVICE}-service": {"spec.selector.aquascene.io/track"},
-        # The HPA follows the active colour; the idle colour is pinned at idle_replicas.
+        # The HPA follows the active colour; the idle colour is pinned at idle_replicas (and is the
+        # one exempt from the replica minimum: an annotation, no pod template change).
         f"{SERVICE}-hpa": {"spec.scaleTargetRef.name"},
-        f"{SERVICE}-blue-deployment": {"spec.replicas"},
-        f"{SERVICE}-green-deployment": {"spec.replicas"},
+        f"{SERVICE}-blue-deployment": {"spec.replicas", exemption},
+        f"{SERVICE}-green-deployment": {"spec.replicas", exemption},
     }
 
 
 def test_blue_to_green_without_an_hpa_only_rescales(run_stack):
-    # dev runs one pod per service: with idle_replicas 1 both colours are the same size and only
-    # the Service changes; with 0 the colours swap sizes.
+    # dev runs one pod per service: with idle_replicas 1 both colours are the same size and
+    # only the Service (and which colour carries the exemption) changes; with 0 they swap sizes.
     assert changes(blue_green(run_stack, "blue", "dev"), blue_green(run_stack, "green", "dev")) == {
-        f"{SERVICE}-service": {"spec.selector.aquascene.io/track"}}
+        f"{SERVICE}-service": {"spec.selector.aquascene.io/track"},
+        f"{SERVICE}-blue-deployment": {"metadata.annotations"},
+        f"{SERVICE}-green-deployment": {"metadata.annotations"},
+    }
     changed = changes(blue_green(run_stack, "blue", "dev", 0), blue_green(run_stack, "green", "dev", 0))
+    exemption = "metadata.annotations"  # policy.aquascene.io/exempt-workload-min-replicas moves to the idle colour
     assert changed == {
         f"{SERVICE}-service": {"spec.selector.aquascene.io/track"},
-        f"{SERVICE}-blue-deployment": {"spec.replicas"},
-        f"{SERVICE}-green-deployment": {"spec.replicas"},
+        f"{SERVICE}-blue-deployment": {"spec.replicas", exemption},
+        f"{SERVICE}-green-deployment": {"spec.replicas", exemption},
     }
 
 
