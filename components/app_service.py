@@ -157,13 +157,16 @@ class AppService(pulumi.ComponentResource):
 
         def deployment(track: Track) -> k8s.apps.v1.Deployment:
             track_labels = {TRACK_LABEL: track.name} if track.name else {}
+            pod_labels = {**labels, **track_labels}
+            if isinstance(track.image, str) and track.image != args.image:  # a track's own version
+                pod_labels["app.kubernetes.io/version"] = kube.label_value(kube.image_version(track.image))
             deployment_spec = {
                 # A track's label is in its selector: each track is its own Deployment from the start.
                 "selector": {"matchLabels": {**selector, **track_labels}},
                 "revisionHistoryLimit": 5,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
-                    "metadata": {"labels": {**labels, **track_labels}, "annotations": pod_annotations},
+                    "metadata": {"labels": pod_labels, "annotations": pod_annotations},
                     "spec": {**pod_spec, "containers": [{**container, "image": track.image}]},
                 },
             }

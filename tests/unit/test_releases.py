@@ -102,6 +102,8 @@ def test_canary_splits_the_public_routes_by_weight(run_stack):
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/aquascene/content-engine:1.0.0"
     assert canary_["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/aquascene/content-engine:1.1.0"
     assert canary_["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] == "canary"
+    assert canary_["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "1.1.0"
+    assert stable["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0.0"
     assert rec.k8s_object("Service", SERVICE, NS)["spec"]["selector"] == {**BASE, TRACK_LABEL: "stable"}
     assert rec.k8s_object("Service", f"{SERVICE}-canary", NS)["spec"]["selector"] == {**BASE, TRACK_LABEL: "canary"}
     for route in ("api-content", "api"):  # every public route to the service
@@ -216,3 +218,10 @@ def test_the_service_moves_only_after_the_serving_track_is_ready(run_stack, acti
     assert by_name[f"{SERVICE}-{active}-deployment"].urn in service.dependencies
     idle = "green" if active == "blue" else "blue"
     assert by_name[f"{SERVICE}-{idle}-deployment"].urn not in service.dependencies
+
+
+def test_a_new_canary_image_rolls_the_canary_only_and_keeps_its_selector(run_stack):
+    before = release("staging", run_stack, strategy="canary", canary_weight=10, canary_image="1.1.0")
+    after = release("staging", run_stack, strategy="canary", canary_weight=10, canary_image="1.2.0")
+    assert changes(before, after) == {f"{SERVICE}-canary-deployment": {
+        "spec.template.spec.containers", "spec.template.metadata.labels.app.kubernetes.io/version"}}
