@@ -66,14 +66,23 @@ def all_uses() -> Iterator[tuple[str, str]]:
 # ------------------------------------------------------------------ actionlint
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def actionlint() -> str:
     for candidate in (os.environ.get("ACTIONLINT"), "/usr/local/bin/actionlint", shutil.which("actionlint")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    message = "actionlint not found: run .ci/actionlint.sh (builds it from its Go module)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    _missing("actionlint not found: run .ci/actionlint.sh (builds it from its Go module)")
+    raise AssertionError  # unreachable
+
+
+def test_shellcheck_is_there_for_actionlint_to_check_the_run_scripts():
+    if shutil.which("shellcheck") is None:  # actionlint silently skips the scripts without it
+        _missing("shellcheck not found: run .ci/actionlint.sh (apt-get install shellcheck)")
 
 
 def test_actionlint_passes_on_every_workflow():
