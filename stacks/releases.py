@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from components.ingress import CanaryBackend, Route
 from components.release import BlueGreen, Canary, Release, Rolling, canary_service_name
 from stacks.config import BlueGreenRelease, CanaryRelease, StackConfig
@@ -24,5 +26,5 @@ def weighted(config: StackConfig, route: Route) -> Route:
     settings = config.services.get(route.service) if route.namespace == config.namespace else None
     if settings is None or not isinstance(settings.release, CanaryRelease):
         return route
-    return Route(**{**route.__dict__, "canary": CanaryBackend(canary_service_name(route.service),
-                                                              settings.release.canary_weight)})
+    canary = CanaryBackend(canary_service_name(route.service), settings.release.canary_weight)
+    return dataclasses.replace(route, canary=canary)

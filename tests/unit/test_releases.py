@@ -7,8 +7,6 @@ how Pulumi replaces), and only the expected objects and fields may change.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
