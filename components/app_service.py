@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
+from components.release import TRACK_LABEL, Canary, Release, Rolling, Track, canary_service_name, tracks
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class AppServiceArgs:
     termination_grace_period_seconds: int = 30
     # e.g. IRSA: {"eks.amazonaws.com/role-arn": <role ARN>}; the API token is still not automounted.
     service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    release: Release = Rolling()  # components/release.py: rolling, blue-green or canary
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -153,29 +155,58 @@ class AppService(pulumi.ComponentResource):
         if args.replicated:
             pod_spec.update(kube.spread_across_nodes_and_zones(selector))
 
-        deployment_spec = {
-            "selector": {"matchLabels": selector},
-            "revisionHistoryLimit": 5,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": labels, "annotations": pod_annotations}, "spec": pod_spec},
-        }
-        # The HPA owns the replica count; pinning it here would fight the HPA on every update.
-        if args.autoscaling is None:
-            deployment_spec["replicas"] = args.replicas
+        def deployment(track: Track) -> k8s.apps.v1.Deployment:
+            track_labels = {TRACK_LABEL: track.name} if track.name else {}
+            pod_labels = {**labels, **track_labels}
+            if isinstance(track.image, str) and track.image != args.image:  # a track's own version
+                pod_labels["app.kubernetes.io/version"] = kube.label_value(kube.image_version(track.image))
+            deployment_spec = {
+                # A track's label is in its selector: each track is its own Deployment from the start.
+                "selector": {"matchLabels": {**selector, **track_labels}},
+                "revisionHistoryLimit": 5,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+                    "spec": {**pod_spec, "containers": [{**container, "image": track.image}]},
+                },
+            }
+            # The HPA owns the serving track's replica count; pinning it here would fight the HPA on every update.
+            if track.replicas is not None:
+                deployment_spec["replicas"] = track.replicas
+            return k8s.apps.v1.Deployment(
+                f"{name}-{track.name}-deployment" if track.name else f"{name}-deployment",
+                metadata=kube.metadata(track.deployment_name(ident.name), args.namespace, {**labels, **track_labels},
+                                       kube.policy_exemptions(track.exemptions) or None),
+                spec=deployment_spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account]),
+            )
 
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta(ident.name),
-            spec=deployment_spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account]),
-        )
+        self.release = args.release
+        release_tracks = tracks(args.release, args.image, _serving_replicas(args), args.autoscaling is not None)
+        self.deployments = {track.name: deployment(track) for track in release_tracks}
+        serving_track = next(track for track in release_tracks if track.serving)
+        self.deployment = self.deployments[serving_track.name]  # the one the Service selects and the HPA scales
+        serving = serving_track.deployment_name(ident.name)
+        # Rolling: every pod of the service; blue-green: the active colour; canary: stable.
+        service_selector = {**selector, TRACK_LABEL: serving_track.name} if serving_track.name else selector
 
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(ident.name),
-            spec=kube.service_spec(selector, {"http": args.port}),
-            opts=child,
+            spec=kube.service_spec(service_selector, {"http": args.port}),
+            # A selector that moves to another track (blue -> green, rolling -> stable) waits
+            # until that track's Deployment is ready: the Service never points at no pods.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
+        self.canary_service_name: str | None = None
+        if isinstance(args.release, Canary):
+            self.canary_service_name = canary_service_name(ident.name)
+            self.canary_service = k8s.core.v1.Service(
+                f"{name}-canary-service",
+                metadata=meta(self.canary_service_name),
+                spec=kube.service_spec({**selector, TRACK_LABEL: "canary"}, {"http": args.port}),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployments["canary"]]),
+            )
 
         self.autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
         if args.autoscaling is not None:
@@ -184,7 +215,7 @@ class AppService(pulumi.ComponentResource):
                 f"{name}-hpa",
                 metadata=meta(ident.name),
                 spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ident.name},
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": serving},
                     "minReplicas": scaling.min_replicas,
                     "maxReplicas": scaling.max_replicas,
                     "metrics": [
@@ -229,6 +260,10 @@ class AppService(pulumi.ComponentResource):
         self.register_outputs(
             {"service_name": self.service_name, "port": self.port, "url": self.url}
         )
+
+
+def _serving_replicas(args: AppServiceArgs) -> int:
+    return args.autoscaling.min_replicas if args.autoscaling is not None else args.replicas
 
 
 def _utilization(resource: str, percent: int) -> dict:

@@ -53,6 +53,18 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class CanaryBackend:
+    """The canary Service of a route's service and its share of the route's requests (Gateway API weights)."""
+
+    service: str
+    weight: int  # 0-100; the route's own service gets the rest
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 100:
+            raise ValueError(f"CanaryBackend.weight must be 0-100, got {self.weight}")
+
+
+@dataclass(frozen=True)
 class Route:
     """One public path prefix on one host, to one Service port."""
 
@@ -66,6 +78,7 @@ class Route:
     request_timeout_seconds: int = 60  # whole request, to the last response byte (proxy_read/send_timeout)
     connect_timeout_seconds: int = 30  # to the backend (proxy_connect_timeout)
     content_security_policy: bool = True  # the seed's CSP; off for UIs that need their own (Grafana)
+    canary: CanaryBackend | None = None  # Gateway API only: split the requests between stable and canary
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.name):
@@ -174,6 +187,9 @@ class PublicRoutesArgs:
             raise ValueError("PublicRoutesArgs.routes: two routes share a host and path")
         if not 1 <= self.max_body_size_mb <= 1024:
             raise ValueError("PublicRoutesArgs.max_body_size_mb must be 1-1024")
+        if self.mode == "ingress" and any(r.canary for r in self.routes):
+            raise ValueError("PublicRoutesArgs.routes: canary routes need mode gateway (weighted backendRefs); "
+                             "the Ingress API has no weights")
         if self.mode == "ingress":
             for host in self.hosts:
                 spread = {r.namespace for r in self.routes if r.host == host}
@@ -189,6 +205,14 @@ class PublicRoutesArgs:
     def effective_hsts(self) -> Hsts | None:
         """HSTS only means something over HTTPS (browsers ignore it on plain HTTP)."""
         return self.hsts if self.tls is not None else None
+
+
+def _backend_refs(route: Route) -> list[Manifest]:
+    stable = {"kind": "Service", "name": route.service, "port": route.port}
+    if route.canary is None:
+        return [stable]
+    return [{**stable, "weight": 100 - route.canary.weight},
+            {"kind": "Service", "name": route.canary.service, "port": route.port, "weight": route.canary.weight}]
 
 
 def host_slug(host: str) -> str:
@@ -326,7 +350,7 @@ class PublicRoutes(pulumi.ComponentResource):
                     "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
                     "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
                         "set": [{"name": n, "value": v} for n, v in headers]}}],
-                    "backendRefs": [{"kind": "Service", "name": route.service, "port": route.port}],
+                    "backendRefs": _backend_refs(route),
                     "timeouts": {"request": f"{route.request_timeout_seconds}s",
                                  "backendRequest": f"{route.request_timeout_seconds}s"},
                 }],

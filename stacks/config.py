@@ -36,6 +36,8 @@ REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_PATH_COMPONENT})*$")
 REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+# Another stack of this project, fully qualified: organization/project/stack.
+STACK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 KUBE_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
 
 
@@ -76,6 +78,7 @@ class ImageConfig(_Model):
     digest: str
     build: bool
     require_digest: bool
+    promote_from: str  # organization/project/stack whose `image` output (a digest) this stack deploys
 
     @field_validator("registry")
     @classmethod
@@ -107,14 +110,35 @@ class ImageConfig(_Model):
             raise ValueError(f"malformed digest {v!r}; expected sha256:<64 hex characters> or empty")
         return v
 
+    @field_validator("promote_from")
+    @classmethod
+    def _promote_from(cls, v: str) -> str:
+        if v and not STACK_NAME_RE.match(v):
+            raise ValueError(f"must name a stack as organization/project/stack, e.g. organization/aquascene/staging, "
+                             f"or be empty; got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _digest_required(self) -> "ImageConfig":
-        if self.require_digest and not (self.digest or self.build):
+        if self.promote_from and (self.build or self.digest):
             raise ValueError(
-                "require_digest is true: set image.digest to sha256:<64 hex>, or image.build: true "
-                "to deploy the digest of the image this stack builds"
+                "promote_from deploys the digest another stack ran: set image.build: false and image.digest: '' "
+                "(or promote_from: '' to build or pin here)"
+            )
+        if self.require_digest and not (self.digest or self.build or self.promote_from):
+            raise ValueError(
+                "require_digest is true: set image.digest to sha256:<64 hex>, image.build: true "
+                "to deploy the digest of the image this stack builds, or image.promote_from to deploy "
+                "the digest another stack ran"
             )
         return self
+
+    def variant(self, ref: str) -> str | None:
+        """A release track's image: a tag or digest of this repository; None (empty) for the stack's image."""
+        if not ref:
+            return None
+        name = f"{self.registry}/{self.repository}"
+        return f"{name}@{ref}" if DIGEST_RE.match(ref) else f"{name}:{ref}"
 
     @property
     def reference(self) -> str:
@@ -138,11 +162,52 @@ class AutoscalingConfig(_Model):
         return self
 
 
+def _tag_or_digest(value: str) -> str:
+    if value and not (DIGEST_RE.match(value) or (TAG_RE.match(value) and value != "latest")):
+        raise ValueError(f"must be a tag (1.2.0) or a digest (sha256:<64 hex>) of the stack's image repository, "
+                         f"or empty for the stack's image; got {value!r}")
+    return value
+
+
+class RollingRelease(_Model):
+    """Today's behaviour: one Deployment, replaced pod by pod."""
+
+    strategy: Literal["rolling"]
+
+
+class BlueGreenRelease(_Model):
+    """Two Deployments; the Service and routes send everything to `active`, the other idles for rollback."""
+
+    strategy: Literal["blue-green"]
+    active: Literal["blue", "green"]
+    idle_replicas: int = Field(default=1, ge=0, le=100)
+    blue_image: str = ""  # tag or digest; empty: the stack's image
+    green_image: str = ""
+
+    _images = field_validator("blue_image", "green_image")(classmethod(lambda cls, v: _tag_or_digest(v)))
+
+
+class CanaryRelease(_Model):
+    """`stable` and `canary` Deployments; the HTTPRoute sends `canary_weight` % to the canary (0: rollback)."""
+
+    strategy: Literal["canary"]
+    canary_weight: int = Field(ge=0, le=100)
+    canary_image: str = ""  # tag or digest; empty: the stack's image
+    stable_image: str = ""  # tag or digest; empty: the stack's image (pin it while a promoted image is the canary)
+
+    _images = field_validator("canary_image", "stable_image")(classmethod(lambda cls, v: _tag_or_digest(v)))
+
+
+Release = Annotated[Union[RollingRelease, BlueGreenRelease, CanaryRelease], Field(discriminator="strategy")]
+RELEASE_STRATEGIES = ("rolling", "blue-green", "canary")
+
+
 class ServiceConfig(_Model):
     replicas: int = Field(ge=1, le=100)
     autoscaling: AutoscalingConfig | None
     resources: Preset  # type: ignore[valid-type]
     startup_timeout_seconds: int = Field(ge=5, le=900)
+    release: Release
 
 
 class AppSettings(_Model):
@@ -447,6 +512,7 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
     merged = _MERGER.merge(profile(base_env), {**overrides, "environment": base_env})
     try:
         config = StackConfig.model_validate(merged)
+        problems += _release_problems(config)
     except ValidationError as exc:
         problems += _describe_all(exc.errors())
         config = None
@@ -454,6 +520,18 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
         raise ConfigError(stack, problems)
     assert config is not None
     return config
+
+
+def _release_problems(config: StackConfig) -> list[str]:
+    """Release strategies the stack's public routes cannot carry, each named by its service's key."""
+    if config.ingress.mode != "ingress":
+        return []
+    return [
+        f"{_key(('services', name, 'release'))}: strategy canary needs weighted routes: set "
+        f"{CONFIG_NAMESPACE}:ingress.mode: gateway (the Ingress API has no weights, and the retired "
+        f"ingress-nginx canary annotations are no way forward), or use strategy rolling or blue-green"
+        for name, service in config.services.items() if service.release.strategy == "canary"
+    ]
 
 
 # Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
@@ -514,14 +592,49 @@ def _describe(loc: tuple[str, ...], err: Mapping[str, Any]) -> str:
         allowed = ", ".join(typing.get_args(ServiceName))
         return f"{_key(loc)}: unknown name; allowed here: {allowed}"
     kind = err["type"]
+    path, _ = _walk(loc)
     if kind == "extra_forbidden":
-        return f"{_key(loc)}: unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
+        _, model = _walk(loc[:-1])
+        allowed = ", ".join(model.model_fields) if _is_model(model) else ""
+        return f"{_key(path)}: unknown key; allowed here: {allowed}"
     if kind == "missing":
-        return f"{_key(loc)}: required"
+        return f"{_key(path)}: required"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = err.get("ctx", {}).get("discriminator", "").strip("'")
+        got = f"got {_short(err['input'].get(tag))}" if kind == "union_tag_invalid" else "missing"
+        return f"{_key(path + (tag,))}: required, one of {', '.join(RELEASE_STRATEGIES)} ({got})"
     message = err["msg"].removeprefix("Value error, ")
     if kind == "value_error" or "input" not in err:
-        return f"{_key(loc)}: {message}"
-    return f"{_key(loc)}: {message} (got {_short(err['input'])})"
+        return f"{_key(path)}: {message}"
+    return f"{_key(path)}: {message} (got {_short(err['input'])})"
+
+
+def _walk(loc: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
+    """An error location as a config key path (union tags dropped) and the model or type found there."""
+    model: Any = StackConfig
+    path: list[str] = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        path.append(part)
+        if typing.get_origin(model) is dict:  # `part` is a map key (a service name)
+            model = _unwrap(typing.get_args(model)[1])
+        elif _is_model(model) and part in model.model_fields:
+            model = _unwrap(model.model_fields[part].annotation)
+        else:
+            model = None
+        tagged = _tagged_members(model)
+        if tagged and parts and parts[0] in tagged:
+            model = tagged[parts.pop(0)]  # pydantic puts the chosen member's tag into the location
+    return tuple(path), model
+
+
+def _tagged_members(annotation: Any) -> dict[str, Any]:
+    """A discriminated union's members by tag (the `strategy` of a release)."""
+    if typing.get_origin(annotation) not in (Union, types.UnionType):
+        return {}
+    members = [m for m in typing.get_args(annotation) if _is_model(m) and "strategy" in m.model_fields]
+    return {typing.get_args(m.model_fields["strategy"].annotation)[0]: m for m in members}
 
 
 def _key(loc: tuple[str, ...]) -> str:
@@ -531,18 +644,6 @@ def _key(loc: tuple[str, ...]) -> str:
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
-    """The field names of the model found at `loc` (for 'unknown key' messages)."""
-    model: Any = StackConfig
-    for part in loc:
-        annotation = model.model_fields[part].annotation if _is_model(model) else model
-        model = _unwrap(annotation)
-        if typing.get_origin(model) is dict:
-            model = _unwrap(typing.get_args(model)[1])
-            continue
-    return list(model.model_fields) if _is_model(model) else []
 
 
 def _unwrap(annotation: Any) -> Any:

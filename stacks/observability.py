@@ -33,6 +33,7 @@ from stacks import catalog
 from stacks.config import StackConfig, secret_setting
 from stacks.data import DataLayer
 from stacks.images import ImagePolicy
+from stacks.releases import weighted
 
 GRAFANA_SERVICE, GRAFANA_PORT = "grafana", 3000
 ISSUERS = {"letsencrypt-staging": LETSENCRYPT_STAGING, "letsencrypt-production": LETSENCRYPT_PRODUCTION}
@@ -99,6 +100,7 @@ def public_routes(config: StackConfig) -> list[Route]:
     routes = [Route(name, path=path, service=service, port=ports[service], rate_limit=limit,
                     request_timeout_seconds=timeout, **api)
               for name, path, service, limit, timeout in by_path]
+    routes = [weighted(config, route) for route in routes]  # canary releases split their routes
     routes.append(Route("grafana", host=config.ingress.grafana_host, path="/", service=GRAFANA_SERVICE,
                         port=GRAFANA_PORT, namespace=catalog.monitoring_namespace_for(config.environment),
                         rate_limit=API_LIMIT, content_security_policy=False))

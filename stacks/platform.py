@@ -29,6 +29,8 @@ from stacks.config import ServiceConfig, StackConfig, secret_setting
 from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
+from stacks.promotion import promoted_image
+from stacks.releases import service_release
 from stacks.observability import compose_monitoring, compose_routes
 
 APP_COMPONENT = "api"
@@ -205,9 +207,12 @@ def app_namespace(config: StackConfig, provider: k8s.Provider) -> k8s.core.v1.Na
 def app_image(config: StackConfig) -> pulumi.Output[str]:
     """The content-engine image reference the Deployments run.
 
-    With `image.build` the stack builds app/Dockerfile, pushes it and deploys
-    the pushed digest; otherwise it deploys the configured tag (and digest).
+    With `image.promote_from` the stack deploys the digest that stack ran; with
+    `image.build` it builds app/Dockerfile, pushes it and deploys the pushed
+    digest; otherwise it deploys the configured tag (and digest).
     """
+    if config.image.promote_from:
+        return promoted_image(config.image.promote_from)
     if not config.image.build:
         return pulumi.Output.from_input(config.image.reference)
     built = docker.Image(
@@ -252,6 +257,7 @@ def app_service_args(
         service_account_annotations=(
             {"eks.amazonaws.com/role-arn": data.role_arns[service.name]} if service.name in data.role_arns else {}
         ),
+        release=service_release(config, service.name),
     )
 
 

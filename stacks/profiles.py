@@ -28,8 +28,12 @@ def _services(
         "autoscaling": autoscaling,
         "resources": resources,
         "startup_timeout_seconds": 60,
+        # {strategy: rolling} | {strategy: blue-green, active: blue, idle_replicas: 1}
+        # | {strategy: canary, canary_weight: 10} (components/release.py)
+        "release": {"strategy": "rolling"},
     }
-    return {name: {**base, **per_service.get(name.replace("-", "_"), {})} for name in SERVICE_NAMES}
+    # Deep copies: overrides merge into one service's nested objects (release), never into a shared one.
+    return {name: copy.deepcopy({**base, **per_service.get(name.replace("-", "_"), {})}) for name in SERVICE_NAMES}
 
 
 _POSTGRES = {
@@ -125,6 +129,8 @@ _IMAGE = {
     "digest": "",
     "build": False,  # True: build app/Dockerfile with pulumi-docker and deploy the pushed digest
     "require_digest": False,
+    # organization/project/stack: deploy the digest that stack ran (its `image` output) instead of tag/digest
+    "promote_from": "",
 }
 
 PROFILES: dict[str, Profile] = {
@@ -181,8 +187,8 @@ PROFILES: dict[str, Profile] = {
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
-        # Prod deploys only what it built and pushed itself, by digest.
-        "image": {**_IMAGE, "build": True, "require_digest": True},
+        # Prod builds nothing: it deploys, by digest, the image staging tested (staging's `image` output).
+        "image": {**_IMAGE, "require_digest": True, "promote_from": "organization/aquascene/staging"},
         # Every third-party image runs by the digest its tag resolved to at deploy time.
         "images": {**_IMAGES, "pin_digests": True},
         "app": {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import graphlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -107,7 +108,8 @@ class Cluster:
         from kubernetes.config.config_exception import ConfigException
 
         try:
-            api_client = config.new_client_from_config()
+            # Read KUBECONFIG now: the client fixes its default path when first imported.
+            api_client = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
         except (ConfigException, OSError) as error:
             raise ClusterUnavailable(
                 f"no usable kubeconfig ({error}); set KUBECONFIG to a cluster's kubeconfig"

@@ -126,6 +126,10 @@ class Recording:
 class RealisticMocks(pulumi_mocks.Mocks):
     """Provider answers close enough to the real ones for dependent inputs to resolve."""
 
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None):
+        # Other stacks' outputs by fully qualified name; unnamed ones answer like a deployed stack.
+        self.stack_outputs = dict(stack_outputs or {})
+
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         typ, name = args.typ, args.name
@@ -146,6 +150,8 @@ class RealisticMocks(pulumi_mocks.Mocks):
             return f"{name}-id", {**inputs, "repoDigest": f"{image}@{digest}", "imageName": inputs.get("imageName")}
         if typ.startswith("aws:"):
             return _aws_resource(typ, name, inputs)
+        if typ == STACK_REFERENCE:
+            return _stack_reference(self.stack_outputs, inputs)
         return f"{name}-id", inputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
@@ -214,19 +220,21 @@ def record(
     project: str = "aquascene",
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Recording:
     """Run `program` under the recording engine and return what it declared.
 
     `config` maps full keys ("aquascene:environment") to string values, the
     way the Pulumi CLI hands config to a program. Exceptions raised by the
     program (a ConfigError, a ValueError of a component) propagate.
+    `stack_outputs` answers StackReferences: stack name -> its outputs.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         runtime_config.set_all_config(dict(config or {}), secret_keys or [])
         settings.set_root_resource(None)  # a fresh Stack resource for this run
-        monitor = RecordingMonitor(RealisticMocks())
+        monitor = RecordingMonitor(RealisticMocks(stack_outputs))
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         result = _run(program)
         outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
@@ -312,6 +320,28 @@ def _fake_secret(name: str, length: int) -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     digest = hashlib.sha256(name.encode()).digest() * (length // 32 + 1)
     return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+# ------------------------------------------------------- stack references
+#
+# `pulumi.StackReference(name)` reads the resource `pulumi:pulumi:StackReference`
+# with id = name; the engine answers with the stack's outputs.
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def deployed_stack_outputs(stack_name: str) -> dict[str, Any]:
+    """What a deployed stack of this project exports: its environment, namespace, image by digest."""
+    environment = stack_name.rsplit("/", 1)[-1]
+    digest = hashlib.sha256(stack_name.encode()).hexdigest()
+    return {"environment": environment, "namespace": f"aquascene-{environment}",
+            "image": f"ghcr.io/aquascene/content-engine:1.0.0@sha256:{digest}"}
+
+
+def _stack_reference(known: Mapping[str, Mapping[str, Any]], inputs: dict[str, Any]) -> tuple[str, dict]:
+    stack_name = str(inputs.get("name"))
+    outputs = dict(known[stack_name]) if stack_name in known else deployed_stack_outputs(stack_name)
+    return stack_name, {"name": stack_name, "outputs": outputs, "secretOutputNames": []}
 
 
 # --------------------------------------------------------------------- AWS

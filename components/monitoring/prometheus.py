@@ -144,6 +144,8 @@ def _annotated_pods(namespace: str) -> Config:
              "target_label": "__metrics_path__"},
             _copy("__meta_kubernetes_pod_label_app_kubernetes_io_name", "job"),
             _copy("__meta_kubernetes_pod_label_app_kubernetes_io_component", "component"),
+            # A release track (stable/canary, blue/green): CanaryErrorRateHigh compares the tracks.
+            _copy("__meta_kubernetes_pod_label_aquascene_io_track", "track"),
             _copy("__meta_kubernetes_namespace", "namespace"),
             _copy("__meta_kubernetes_pod_name", "pod"),
         ],

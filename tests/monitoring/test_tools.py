@@ -110,7 +110,8 @@ def test_every_seed_alert_has_a_firing_unit_test():
         for case in yaml.safe_load(path.read_text())["tests"]:
             fired |= {t["alertname"] for t in case.get("alert_rule_test", []) if t["exp_alerts"]}
     assert set(SEED_ALERTS) <= fired
-    assert {"PostgresDown", "RedisDown", "ObjectStoreDown", "PersistentVolumeFillingUp", "NodeDiskFillingUp"} <= fired
+    assert {"PostgresDown", "RedisDown", "ObjectStoreDown", "PersistentVolumeFillingUp", "NodeDiskFillingUp",
+            "CanaryErrorRateHigh"} <= fired
 
 
 def test_unit_tests_read_the_rule_files_that_are_deployed():

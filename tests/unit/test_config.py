@@ -43,7 +43,8 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
         ),
         (
             {"environment": "dev", "image": {"tagg": "1"}},
-            "aquascene:image.tagg: unknown key; allowed here: registry, repository, tag, digest, build, require_digest",
+            "aquascene:image.tagg: unknown key; allowed here: registry, repository, tag, digest, build, require_digest, "
+            "promote_from",
         ),
         (
             {"environment": "dev", "services": {"content-manager": {"replicas": 0}}},
@@ -85,9 +86,61 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
             "aquascene:image.digest: malformed digest 'sha256:abc'; expected sha256:<64 hex characters> or empty",
         ),
         (
-            {"environment": "prod", "image": {"build": False}},
-            "aquascene:image: require_digest is true: set image.digest to sha256:<64 hex>, or image.build: true "
-            "to deploy the digest of the image this stack builds",
+            {"environment": "prod", "image": {"promote_from": ""}},
+            "aquascene:image: require_digest is true: set image.digest to sha256:<64 hex>, image.build: true "
+            "to deploy the digest of the image this stack builds, or image.promote_from to deploy the digest "
+            "another stack ran",
+        ),
+        (
+            {"environment": "prod", "image": {"build": True}},
+            "aquascene:image: promote_from deploys the digest another stack ran: set image.build: false and "
+            "image.digest: '' (or promote_from: '' to build or pin here)",
+        ),
+        (
+            {"environment": "dev", "image": {"promote_from": "staging"}},
+            "aquascene:image.promote_from: must name a stack as organization/project/stack, e.g. "
+            "organization/aquascene/staging, or be empty; got 'staging'",
+        ),
+        (
+            {"environment": "dev", "services": {"content-manager": {"replicaz": 1}}},
+            "aquascene:services.content-manager.replicaz: unknown key; allowed here: replicas, autoscaling, "
+            "resources, startup_timeout_seconds, release",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "shadow"}}}},
+            "aquascene:services.distributor.release.strategy: required, one of rolling, blue-green, canary "
+            "(got \"shadow\")",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "canary"}}}},
+            "aquascene:services.distributor.release.canary_weight: required",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "canary", "canary_weight": 101}}}},
+            "aquascene:services.distributor.release.canary_weight: Input should be less than or equal to 100 (got 101)",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "canary", "canary_weight": 10,
+                                                                          "canary_image": "latest"}}}},
+            "aquascene:services.distributor.release.canary_image: must be a tag (1.2.0) or a digest "
+            "(sha256:<64 hex>) of the stack's image repository, or empty for the stack's image; got 'latest'",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "blue-green", "active": "red"}}}},
+            "aquascene:services.distributor.release.active: Input should be 'blue' or 'green' (got \"red\")",
+        ),
+        (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "blue-green", "active": "blue",
+                                                                          "canary_weight": 10}}}},
+            "aquascene:services.distributor.release.canary_weight: unknown key; allowed here: strategy, active, "
+            "idle_replicas, blue_image, green_image",
+        ),
+        (
+            {"environment": "dev", "ingress": {"mode": "ingress"},
+             "services": {"web-scraper": {"release": {"strategy": "canary", "canary_weight": 10}}}},
+            "aquascene:services.web-scraper.release: strategy canary needs weighted routes: set "
+            "aquascene:ingress.mode: gateway (the Ingress API has no weights, and the retired ingress-nginx canary "
+            "annotations are no way forward), or use strategy rolling or blue-green",
         ),
         (
             {"environment": "dev", "app": {"log_level": "TRACE"}},
@@ -138,6 +191,25 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
 )
 def test_each_bad_value_is_named(overrides, expected):
     assert problems(overrides) == [expected]
+
+
+def test_release_shapes_of_the_issue_validate():
+    shapes = {
+        "content-manager": {"strategy": "rolling"},
+        "ai-processor": {"strategy": "blue-green", "active": "blue", "idle_replicas": 1},
+        "web-scraper": {"strategy": "canary", "canary_weight": 10},
+        "distributor": {"strategy": "canary", "canary_weight": 0, "canary_image": "sha256:" + "b" * 64},
+    }
+    config = build_stack_config("staging", {"environment": "staging", "services": {
+        name: {"release": shape} for name, shape in shapes.items()}})
+    assert {n: s.release.model_dump(exclude_unset=True) for n, s in config.services.items() if n in shapes} == shapes
+    assert config.services["subscriber-manager"].release.strategy == "rolling"  # the profile's default
+    assert config.services["distributor"].release.canary_image == "sha256:" + "b" * 64
+
+
+def test_prod_promotes_staging_and_builds_nothing():
+    image = build_stack_config("prod", {"environment": "prod"}).image
+    assert (image.promote_from, image.build, image.require_digest) == ("organization/aquascene/staging", False, True)
 
 
 def test_every_problem_is_reported_at_once():

@@ -76,8 +76,9 @@ def test_dev_and_staging_create_no_aws_resources(run_stack, env):
     assert "kubeconfig" not in rec.stack_outputs
 
 
-def test_prod_deploys_the_built_image_by_digest(run_stack):
-    rec = run_stack("prod")
+def test_a_stack_that_builds_deploys_the_built_image_by_digest(run_stack):
+    # prod promotes staging's digest by default (tests/unit/test_promotion.py); building stays an option.
+    rec = run_stack("prod", {"image": {"build": True, "promote_from": ""}})
     (image,) = rec.of_type("docker:index/image:Image")
     assert image.plain_inputs["build"]["dockerfile"] == "app/Dockerfile"
     for dep in rec.of_type("kubernetes:apps/v1:Deployment"):
