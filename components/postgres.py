@@ -187,6 +187,9 @@ class PostgresCluster(pulumi.ComponentResource):
                                       version=kube.image_version(args.image))
         self.port = PORT
         self.database = args.database
+        self.cluster_name = args.name
+        self.app_user = args.app_user
+        self.cluster_resource: pulumi.Resource | None = None  # cloudnative-pg: the `Cluster` (for its Pooler)
         self.secret_name = f"{args.name}-app"
         self.app_password = generated_password(f"{name}-app-password", self)
         self.readonly_user = args.readonly_user
@@ -469,6 +472,7 @@ class PostgresCluster(pulumi.ComponentResource):
             spec=spec,
             opts=cluster_opts,
         )
+        self.cluster_resource = cluster
         if a.backup is not None:
             k8s.apiextensions.CustomResource(
                 f"{self._name}-scheduled-backup",

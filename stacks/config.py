@@ -18,6 +18,7 @@ from deepmerge import Merger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components import kube
+from stacks.connections import budget_for
 from stacks.catalog import CONFIG_NAMESPACE, ENVIRONMENTS, SERVICE_NAMES, namespace_for
 from stacks.profiles import profile
 
@@ -148,6 +149,7 @@ class ServiceConfig(_Model):
 class AppSettings(_Model):
     log_level: LogLevel
     db_pool_size: int = Field(ge=1, le=200)
+    db_max_overflow: int = Field(ge=0, le=200)  # connections beyond the pool under bursts (SQLAlchemy)
     cors_origins: list[str]
 
     @field_validator("cors_origins")
@@ -206,6 +208,16 @@ class PostgresRecoveryConfig(_Model):
     target_time: str
 
 
+class PoolerConfig(_Model):
+    """PgBouncer (CloudNativePG `Pooler`, or a Deployment) or RDS Proxy in front of PostgreSQL."""
+
+    enabled: bool
+    pool_mode: Literal["transaction", "session"]
+    default_pool_size: int = Field(ge=1, le=1000)  # server connections per pooler instance
+    max_client_conn: int = Field(ge=1, le=100000)  # client connections per instance
+    instances: int = Field(ge=1, le=10)
+
+
 class PostgresConfig(_Model):
     mode: Literal["statefulset", "cloudnative-pg", "rds"]
     instances: int = Field(ge=1, le=9)
@@ -219,6 +231,7 @@ class PostgresConfig(_Model):
     continuous_backup: BackupSchedule
     server_name: str = Field(min_length=1, max_length=63)
     recovery: PostgresRecoveryConfig
+    pooler: PoolerConfig
 
     _image = field_validator("image", "exporter_image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
@@ -450,6 +463,8 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
     except ValidationError as exc:
         problems += _describe_all(exc.errors())
         config = None
+    if config is not None:
+        problems += [f"{_key(tuple(key.split('.')))}: {message}" for key, message in budget_for(config).problems()]
     if problems:
         raise ConfigError(stack, problems)
     assert config is not None

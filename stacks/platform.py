@@ -230,7 +230,7 @@ def app_service_args(
     autoscaling = (
         Autoscaling(**settings.autoscaling.model_dump()) if settings.autoscaling is not None else None
     )
-    egress = data.egress_peers() + ([kube.INTERNET_PEER] if service.public_internet else [])
+    egress = data.egress_peers(service.name) + ([kube.INTERNET_PEER] if service.public_internet else [])
     return AppServiceArgs(
         namespace=namespace,
         image=image,
@@ -267,6 +267,7 @@ def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, s
         "ENVIRONMENT": _app_environment_name(config.environment),
         "LOG_LEVEL": config.app.log_level,
         "DB_POOL_SIZE": str(config.app.db_pool_size),
+        "DB_MAX_OVERFLOW": str(config.app.db_max_overflow),  # part of the connection budget (stacks/connections.py)
         "CORS_ORIGINS": ",".join(config.app.cors_origins),
     }
 

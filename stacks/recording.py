@@ -342,6 +342,10 @@ def _aws_resource(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dic
         return physical, {**outputs, "id": physical, "identifier": physical, "address": address, "port": port,
                           "endpoint": f"{address}:{port}", "arn": f"{arn_prefix}:db:{physical}",
                           "resourceId": f"db-{_short_hash(physical).upper()}"}
+    if service == "rds" and kind == "proxy":
+        physical = inputs.get("name") or auto
+        return physical, {**outputs, "id": physical, "name": physical, "arn": f"{arn_prefix}:db-proxy:{physical}",
+                          "endpoint": f"{physical}.proxy-c{_short_hash(physical)}xyz.{REGION}.rds.amazonaws.com"}
     if service == "elasticache" and kind == "replicationGroup":
         physical = inputs.get("replicationGroupId") or auto
         suffix = f"{_short_hash(physical)[:6]}.euw1.cache.amazonaws.com"

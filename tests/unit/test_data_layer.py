@@ -378,7 +378,7 @@ def test_every_app_reads_connection_settings_from_secrets(run_stack, env):
         container = rec.k8s_object("Deployment", service.name)["spec"]["template"]["spec"]["containers"][0]
         env_vars = env_of(container)
         expected = {
-            "DATABASE_URL": ("postgres-app", "url"),
+            "DATABASE_URL": ("postgres-pooler-app", "url"),  # through the pooler
             "REDIS_URL": ("redis-auth", f"url-{service.name}"),
         }
         s3_keys = {

@@ -30,7 +30,8 @@ def test_namespace_is_restricted_and_closed(run_stack, env):
 def test_five_services_with_their_ports_and_profile(run_stack, env):
     replicas, hpa, requests, ai_limit, log_level, pool = EXPECTED[env]
     rec = run_stack(env)
-    in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"]
+    in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"
+                        and d.plain_inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "api"]
     assert sorted(d.plain_inputs["metadata"]["name"] for d in in_app_namespace) == sorted(SERVICE_NAMES)
     for service in CONTENT_SERVICES:
         dep = rec.k8s_object("Deployment", service.name, f"aquascene-{env}")
