@@ -8,12 +8,13 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 
 
 @dataclass(frozen=True)
 class SecretEnv:
-    """An environment variable read from a Kubernetes Secret key (never a literal)."""
+    """A setting read from a Kubernetes Secret key (never a literal), mounted as the file of its
+    lower-case name in the engine's secrets directory (components/secret_files.py), not as a variable."""
 
     name: str
     secret_name: pulumi.Input[str]
@@ -130,8 +131,13 @@ class AppService(pulumi.ComponentResource):
             "volumeMounts": [tmp_mount],
             **probes.render(),
         }
+        volumes = [tmp_volume]
         if args.secret_env:
-            container["env"] = [kube.secret_env(s.name, s.secret_name, s.key) for s in args.secret_env]
+            secrets_volume, secrets_mount = secret_files.projected_volume(
+                "secrets", [secret_files.SecretItem(s.secret_name, s.key, secret_files.app_setting_file(s.name))
+                            for s in args.secret_env], secret_files.APP_SECRETS_DIR)
+            volumes.append(secrets_volume)
+            container["volumeMounts"].append(secrets_mount)
         if args.command:
             container["command"] = list(args.command)
         if args.args:
@@ -148,7 +154,7 @@ class AppService(pulumi.ComponentResource):
             "securityContext": kube.pod_security_context(),
             "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
             "containers": [container],
-            "volumes": [tmp_volume],
+            "volumes": volumes,
         }
         if args.replicated:
             pod_spec.update(kube.spread_across_nodes_and_zones(selector))

@@ -472,7 +472,9 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
 
 
 # Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
-SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys")
+SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys",
+               # The engine's providers (stacks/provider_secrets.py): only the services that use them get them.
+               "openai_api_key", "anthropic_api_key", "smtp_username", "smtp_password")
 
 
 def secret_setting(key: str) -> pulumi.Output[str] | None:

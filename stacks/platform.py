@@ -11,6 +11,7 @@ context. The parenthesised layers are seams for later components.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pulumi
@@ -30,6 +31,7 @@ from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.observability import compose_monitoring, compose_routes
+from stacks.provider_secrets import provider_secrets
 
 APP_COMPONENT = "api"
 API_KEYS_SECRET = "content-engine-api"
@@ -96,10 +98,12 @@ def compose(config: StackConfig) -> Platform:
                         data=data, api_key=api_key, migration=migration, aws=aws_layer)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
+    providers = provider_secrets(config, in_namespace)
     for service in catalog.CONTENT_SERVICES:
+        args = app_service_args(config, service, config.services[service.name], namespace_name, image, data)
         platform.services[service.name] = AppService(
             service.name,
-            app_service_args(config, service, config.services[service.name], namespace_name, image, data),
+            dataclasses.replace(args, secret_env=[*args.secret_env, *providers.get(service.name, [])]),
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )

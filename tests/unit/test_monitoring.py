@@ -80,7 +80,7 @@ def test_secret_outputs_stay_secret(run_program):
 
     rec = run_program(program)
     secrets = {r.plain_inputs["metadata"]["name"]: r for r in rec.kubernetes("Secret")}
-    for name in ("alertmanager-config", "grafana-datasources", "grafana-admin"):
+    for name in ("alertmanager-secrets", "grafana-datasources", "grafana-admin"):
         assert is_secret(secrets[name].inputs["stringData"]), name
     sts = rec.k8s_object("StatefulSet", "alertmanager")
     assert not is_secret(next(r for r in rec.kubernetes("StatefulSet")
@@ -244,9 +244,11 @@ def test_alertmanager_routes_from_the_seed():
                                         "equal": ["cluster", "namespace", "instance"]}]
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["critical-alerts"]["email_configs"][0]["to"] == "on-call@aquascene.bg"
-    assert receivers["critical-alerts"]["slack_configs"][0]["api_url"] == SLACK
+    # The secrets by file only: the config itself carries none.
+    assert receivers["critical-alerts"]["slack_configs"][0]["api_url_file"] == "/etc/alertmanager/secrets/slack-webhook-url"
     assert receivers["platform-team"]["slack_configs"][0]["channel"] == "#platform-alerts"
-    assert config["global"]["smtp_auth_password"] == "smtp-secret"
+    assert config["global"]["smtp_auth_password_file"] == "/etc/alertmanager/secrets/smtp-password"
+    assert "smtp-secret" not in str(config) and SLACK not in str(config)
 
 
 def test_alertmanager_without_secrets_has_no_email_or_slack():
@@ -255,16 +257,23 @@ def test_alertmanager_without_secrets_has_no_email_or_slack():
     assert all(set(r) == {"name"} for r in config["receivers"])
 
 
-def test_alertmanager_config_is_a_secret_not_a_configmap(prod):
-    secret = next(r for r in prod.kubernetes("Secret") if r.plain_inputs["metadata"]["name"] == "alertmanager-config")
-    assert is_secret(secret.inputs["stringData"])
-    text = secret.plain_inputs["stringData"]["alertmanager.yml"]
-    assert "smtp-secret" in text and SLACK in text
+def test_alertmanager_config_is_a_configmap_its_secrets_mounted_files(prod):
+    """A routing change diffs in a preview; the two secrets stay in a Secret, mounted 0400 read-only."""
+    config = prod.k8s_object("ConfigMap", "alertmanager-config", NS)
+    assert not is_secret(next(r for r in prod.kubernetes("ConfigMap")
+                              if r.plain_inputs["metadata"]["name"] == "alertmanager-config").inputs["data"])
+    text = config["data"]["alertmanager.yml"]
+    assert "smtp_auth_password_file: /etc/alertmanager/secrets/smtp-password" in text
     for r in prod.kubernetes("ConfigMap"):
         assert "smtp-secret" not in str(r.plain_inputs) and SLACK not in str(r.plain_inputs)
-    sts = prod.k8s_object("StatefulSet", "alertmanager", NS)
-    volumes = sts["spec"]["template"]["spec"]["volumes"]
-    assert {"name": "config", "secret": {"secretName": "alertmanager-config"}} in volumes
+    secret = next(r for r in prod.kubernetes("Secret") if r.plain_inputs["metadata"]["name"] == "alertmanager-secrets")
+    assert is_secret(secret.inputs["stringData"])
+    assert secret.plain_inputs["stringData"] == {"smtp-password": "smtp-secret", "slack-webhook-url": SLACK}
+    pod = prod.k8s_object("StatefulSet", "alertmanager", NS)["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": "alertmanager-config"}} in pod["volumes"]
+    assert {"name": "secrets", "secret": {"secretName": "alertmanager-secrets", "defaultMode": 0o400}} in pod["volumes"]
+    assert {"name": "secrets", "mountPath": "/etc/alertmanager/secrets", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"])
 
 
 def test_alertmanager_replicas_gossip_and_have_a_disruption_budget(prod):
@@ -288,19 +297,28 @@ def test_grafana_datasources_prometheus_loki_and_read_only_postgres(prod):
     pg = sources["PostgreSQL"]
     assert pg["url"] == "postgres-ro.aquascene-prod.svc.cluster.local:5432"
     assert pg["user"] == "grafana_ro" and pg["jsonData"]["database"] == "content_engine"
-    assert pg["secureJsonData"] == {"password": "${POSTGRES_READONLY_PASSWORD}"}
+    # Grafana expands $__file{} when it reads the provisioning file: the password is a mounted file.
+    assert pg["secureJsonData"] == {"password": "$__file{/run/secrets/grafana/postgres-password}"}
     assert "ro-secret" not in data["datasources.yaml"]
-    env = {e["name"]: e for e in prod.k8s_object("StatefulSet", "grafana", NS)["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["POSTGRES_READONLY_PASSWORD"]["valueFrom"] == {
-        "secretKeyRef": {"name": "grafana-datasources", "key": "postgres-password"}}
+    assert grafana_secret_files(prod.k8s_object("StatefulSet", "grafana", NS))["postgres-password"] == (
+        "grafana-datasources", "postgres-password")
     assert prod.k8s_object("Secret", "grafana-datasources", NS)["stringData"] == {"postgres-password": "ro-secret"}
+
+
+def grafana_secret_files(statefulset):
+    """file -> (Secret, key) of Grafana's mounted credentials; and the mount is read-only at the files' directory."""
+    pod = statefulset["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "credentials"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "credentials"]
+    assert mount == {"name": "credentials", "mountPath": "/run/secrets/grafana", "readOnly": True}
+    assert volume["projected"]["defaultMode"] == 0o400
+    return {i["path"]: (s["secret"]["name"], i["key"]) for s in volume["projected"]["sources"] for i in s["secret"]["items"]}
 
 
 def test_grafana_postgres_password_may_come_from_an_existing_secret(run_program):
     pg = GrafanaPostgres(host="pg", database="db", user="ro", password_secret=SecretKeyRef("pg-readonly", "password"))
     rec = run_program(lambda: MonitoringStack("m", dev_args(grafana=GrafanaArgs(postgres=pg))))
-    env = {e["name"]: e for e in rec.k8s_object("StatefulSet", "grafana")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["POSTGRES_READONLY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "pg-readonly", "key": "password"}
+    assert grafana_secret_files(rec.k8s_object("StatefulSet", "grafana"))["postgres-password"] == ("pg-readonly", "password")
     with pytest.raises(KeyError):
         rec.k8s_object("Secret", "grafana-datasources")
 
@@ -311,8 +329,9 @@ def test_grafana_admin_password_is_generated_and_read_from_a_secret(prod):
     secret = prod.k8s_object("Secret", "grafana-admin", NS)
     assert secret["stringData"]["admin-password"] == password.outputs["result"]
     env = {e["name"]: e for e in prod.k8s_object("StatefulSet", "grafana", NS)["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"] == {
-        "secretKeyRef": {"name": "grafana-admin", "key": "admin-password"}}
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"]["value"] == "/run/secrets/grafana/admin-password"
+    assert grafana_secret_files(prod.k8s_object("StatefulSet", "grafana", NS))["admin-password"] == (
+        "grafana-admin", "admin-password")
     assert env["GF_USERS_ALLOW_SIGN_UP"]["value"] == "false"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"]["value"] == "false"
     assert env["GF_SERVER_ROOT_URL"]["value"] == "https://grafana.aquascene.example"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from stacks.catalog import CONTENT_SERVICES, SERVICE_NAMES
 from stacks.config import ConfigError
 
@@ -154,8 +155,7 @@ def test_services_get_api_keys_from_a_generated_secret(run_stack):
     assert is_secret(generated)
     assert secret["stringData"]["api-keys"] == generated["value"] and len(generated["value"]) == 48
     for name in ("content-manager", "distributor"):
-        env = rec.k8s_object("Deployment", name)["spec"]["template"]["spec"]["containers"][0]["env"]
-        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env}
+        refs = app_secret_refs(rec.k8s_object("Deployment", name)["spec"]["template"]["spec"])
         assert refs["API_KEYS"] == {"name": "content-engine-api", "key": "api-keys"}
 
 
