@@ -504,11 +504,6 @@ def scrape_annotations(port: int, path: str = "/metrics") -> dict[str, str]:
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
 
 
-def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> Manifest:
-    """An env var from a Secret key: the only way credentials reach a container."""
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
-
-
 def exporter_sidecar(image: str, port: int, env: Sequence[Manifest], liveness_path: str = "/") -> Manifest:
     """A Prometheus exporter beside its server in the same pod (restricted, tiny, probed on its own port)."""
     return {

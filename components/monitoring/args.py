@@ -194,7 +194,9 @@ class LokiS3:
     """S3 (or S3-compatible) chunk and index storage for Loki.
 
     Credentials: `credentials_secret` names a Secret in the monitoring
-    namespace with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; None means the
+    namespace whose key `credentials` is an AWS shared credentials file
+    ([default] aws_access_key_id / aws_secret_access_key), mounted read-only
+    and found by the SDK through AWS_SHARED_CREDENTIALS_FILE; None means the
     pod's identity (IRSA via `LokiArgs.service_account_annotations`).
     """
 

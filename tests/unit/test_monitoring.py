@@ -718,3 +718,16 @@ def test_backup_alerts_watch_the_cronjobs_from_kube_state_metrics():
         '(time() - kube_cronjob_status_last_successful_time{cronjob=~".+-backup"}) > 26 * 3600'
     assert rules["BackupTooOld"]["labels"]["severity"] == "critical"
     assert "kube_job_status_failed" in rules["BackupJobFailed"]["expr"]
+
+
+def test_loki_static_s3_keys_are_a_mounted_shared_credentials_file(run_program):
+    s3 = LokiS3(bucket="logs", region="eu-west-1", endpoint="http://store:9000", credentials_secret="loki-s3")
+    rec = run_program(lambda: MonitoringStack("m", dev_args(loki=LokiArgs(storage_backend="s3", s3=s3))))
+    pod = rec.k8s_object("StatefulSet", "loki")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+    assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"] == "/run/secrets/loki-s3/credentials"
+    assert not any("valueFrom" in e for e in env.values())
+    assert {"name": "s3-credentials", "secret": {"secretName": "loki-s3", "defaultMode": 0o400,
+                                                 "items": [{"key": "credentials", "path": "credentials"}]}} in pod["volumes"]
+    assert {"name": "s3-credentials", "mountPath": "/run/secrets/loki-s3", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"])
