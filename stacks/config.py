@@ -397,6 +397,20 @@ class BackupsConfig(_Model):
         return v
 
 
+class AddonConfig(_Model):
+    install: bool  # false: a platform team installs it (the stack asserts it is there when it needs it)
+
+
+class AddonsConfig(_Model):
+    """Cluster add-ons as pinned Helm releases (components/addons.py). The CloudNativePG operator
+    and its Barman Cloud plugin are postgres.install_operator."""
+
+    metrics_server: AddonConfig
+    node_autoscaler: AddonConfig  # cluster-autoscaler with an IRSA role, for the EKS node groups
+    cert_manager: AddonConfig
+    envoy_gateway: AddonConfig  # and the Gateway API CRDs and the GatewayClass
+
+
 class StackConfig(_Model):
     environment: Environment
     kubernetes: KubernetesConfig
@@ -411,6 +425,7 @@ class StackConfig(_Model):
     aws: AwsConfig
     monitoring: MonitoringConfig
     ingress: IngressConfig
+    addons: AddonsConfig
 
     @model_validator(mode="after")
     def _managed_services_need_aws(self) -> "StackConfig":
@@ -465,6 +480,9 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
         config = None
     if config is not None:
         problems += [f"{_key(tuple(key.split('.')))}: {message}" for key, message in budget_for(config).problems()]
+        if config.addons.node_autoscaler.install and not config.aws.enabled:
+            problems.append(f"{_key(('addons', 'node_autoscaler', 'install'))}: needs aws.enabled: true (it scales "
+                            "the EKS node groups this stack creates); set it to false on other clusters")
     if problems:
         raise ConfigError(stack, problems)
     assert config is not None

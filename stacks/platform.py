@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_job import AppJob, AppJobArgs
+from components.addons import ClusterAddons
 from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
 from components.credentials import generated_password
 from components.backup import BackupSchedule, BackupScheduleArgs
@@ -31,6 +32,7 @@ from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.observability import compose_monitoring, compose_routes
+from stacks.cluster_addons import compose_addons
 from stacks.provider_secrets import provider_secrets
 
 APP_COMPONENT = "api"
@@ -49,6 +51,7 @@ class Platform:
     api_key: pulumi.Output[str]
     migration: AppJob
     aws: AwsFoundation | None = None
+    addons: ClusterAddons | None = None
     monitoring: MonitoringStack | None = None
     routes: PublicRoutes | None = None
     services: dict[str, AppService] = field(default_factory=dict)
@@ -87,6 +90,8 @@ class Platform:
 def compose(config: StackConfig) -> Platform:
     aws_layer = compose_aws(config) if config.aws.enabled else None
     provider = aws_layer.provider if aws_layer is not None else kubernetes_provider(config)
+    # Before anything that needs their CRDs or APIs (routes, monitoring's cert-manager Role).
+    addons = compose_addons(config, pulumi.ResourceOptions(providers=[provider]), aws_layer)
     namespace = app_namespace(config, provider)
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
@@ -95,7 +100,7 @@ def compose(config: StackConfig) -> Platform:
     migration = migration_job(config, data, image, in_namespace)
     api_key = api_keys_secret(config, in_namespace)
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
-                        data=data, api_key=api_key, migration=migration, aws=aws_layer)
+                        data=data, api_key=api_key, migration=migration, aws=aws_layer, addons=addons)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     providers = provider_secrets(config, in_namespace)
@@ -108,9 +113,10 @@ def compose(config: StackConfig) -> Platform:
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
     services = list(platform.services.values())
-    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider], depends_on=services))
-    platform.monitoring = compose_monitoring(config, data, images,
-                                             pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]))
+    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider],
+                                                                    depends_on=[*services, *addons.ready]))
+    platform.monitoring = compose_monitoring(config, data, images, pulumi.ResourceOptions(
+        providers=[provider], depends_on=[namespace, *addons.ready]))
     if config.backups.enabled:
         platform.backups = backup_schedule(config, data, image, in_namespace)
     return platform

@@ -132,6 +132,12 @@ _IMAGE = {
     "require_digest": False,
 }
 
+# Cluster add-ons (components/addons.py). On a kube context a platform team provides them
+# (the stack asserts the ones it needs); the EKS cluster prod creates has none, so prod installs all.
+_ADDONS_PRESENT = {name: {"install": False}
+                   for name in ("metrics_server", "node_autoscaler", "cert_manager", "envoy_gateway")}
+_ADDONS_INSTALLED = {name: {"install": True} for name in _ADDONS_PRESENT}
+
 PROFILES: dict[str, Profile] = {
     "dev": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -157,6 +163,7 @@ PROFILES: dict[str, Profile] = {
         "aws": dict(_AWS),
         "monitoring": dict(_MONITORING),  # Prometheus + Grafana
         "ingress": dict(_INGRESS),
+        "addons": dict(_ADDONS_PRESENT),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -188,6 +195,7 @@ PROFILES: dict[str, Profile] = {
         "ingress": {**_INGRESS, "api_host": "api.staging.aquascene.example",
                     "grafana_host": "grafana.staging.aquascene.example",
                     "tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
+        "addons": dict(_ADDONS_PRESENT),
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -238,6 +246,7 @@ PROFILES: dict[str, Profile] = {
                        "loki_storage_size": "50Gi", "kube_state_metrics_replicas": 2},
         "ingress": {**_INGRESS, "api_host": "api.aquascene.example", "grafana_host": "grafana.aquascene.example",
                     "tls_issuer": "letsencrypt-production", "acme_email": "ops@aquascene.example"},
+        "addons": dict(_ADDONS_INSTALLED),
     },
 }
 

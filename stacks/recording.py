@@ -70,6 +70,7 @@ class Recording:
     resources: list[Recorded]
     stack_outputs: dict[str, Any]
     result: Any = None  # what the program returned (compose's Platform)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (type, id) looked up with .get()
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_token]
@@ -143,6 +144,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
+        self.reads: list[tuple[str, str]] = []  # (type, id) of existing objects the program looked up
+
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        # `Resource.get(...)`: an object the program requires but does not own (e.g. a CRD a
+        # platform team installs). Not a resource of the stack, so kept apart from `recorded`.
+        response = super().ReadResource(request)
+        self.reads.append((request.type, request.id))
+        return response
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # Like the real engine: the root stack does not qualify its children's types.
@@ -199,7 +208,8 @@ def record(
         result = _run(program)
         outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
         return Recording(
-            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result
+            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result,
+            reads=monitor.reads,
         )
     finally:
         runtime_config.set_all_config({}, [])
