@@ -19,6 +19,18 @@ class SecretEnv:
     name: str
     secret_name: pulumi.Input[str]
     key: str
+    # What changes when the value does (e.g. the generated password behind it). Hashed into the
+    # pod template: the engine reads its settings once, so a rotated secret must roll the pods.
+    version: pulumi.Input[str] | None = None
+
+
+def secrets_checksum(refs: Sequence[SecretEnv]) -> pulumi.Output[str] | None:
+    """SHA-256 over the versions of `refs` (None when none has one). A hash of generated secrets
+    reveals nothing of them, so it is not secret (a secret annotation would hide the whole spec)."""
+    versions = [r.version for r in refs if r.version is not None]
+    if not versions:
+        return None
+    return pulumi.Output.unsecret(pulumi.Output.all(*versions).apply(kube.content_checksum))
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,9 @@ class AppService(pulumi.ComponentResource):
             # A ConfigMap change alone does not restart pods; this hash does.
             "checksum/config": kube.checksum_output(args.env),
         }
+        secrets = secrets_checksum(args.secret_env)
+        if secrets is not None:
+            pod_annotations["checksum/secrets"] = secrets
         pod_spec = {
             "serviceAccountName": ident.name,
             "automountServiceAccountToken": False,

@@ -113,6 +113,7 @@ class ObjectStore(pulumi.ComponentResource):
         root_user = "aquascene-root"
         root_password = generated_password(f"{name}-root-password", self, length=40)
         app_secret_key = generated_password(f"{name}-app-secret-key", self, length=40)
+        self.app_secret_key = app_secret_key  # what a rotation changes (the apps' pods roll on it)
         app_access_key = "aquascene-app"
         root_secret = f"{args.name}-root"
         k8s.core.v1.Secret(
@@ -232,7 +233,10 @@ class ObjectStore(pulumi.ComponentResource):
                 "backoffLimit": 10,
                 "ttlSecondsAfterFinished": 86400,
                 "template": {
-                    "metadata": {"labels": job.labels()},
+                    # A rotated app key (pulumi up --replace on its RandomPassword) runs the Job
+                    # again, which sets the new key on the store's app user.
+                    "metadata": {"labels": job.labels(), "annotations": {"checksum/app-key": pulumi.Output.unsecret(
+                        pulumi.Output.from_input(self.app_secret_key).apply(kube.content_checksum))}},
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "automountServiceAccountToken": False,
@@ -251,7 +255,8 @@ class ObjectStore(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset]),
+            # A Job's template is immutable: a changed one is a new Job, the old one removed first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset], delete_before_replace=True),
         )
 
 

@@ -437,9 +437,14 @@ class PostgresCluster(pulumi.ComponentResource):
             "monitoring": {"enablePodMonitor": False},
             "plugins": plugins,
             # Declarative roles: the read-only user for dashboards, its password from a Secret.
+            # The app owner too: CloudNativePG then keeps its password equal to the Secret's, so
+            # `pulumi up --replace` on the generated password rotates it in the database as well.
             "managed": {"roles": [{
                 "name": a.readonly_user, "ensure": "present", "login": True,
                 "inRoles": ["pg_read_all_data"], "passwordSecret": {"name": f"{a.name}-readonly"},
+            }, {
+                "name": a.app_user, "ensure": "present", "login": True, "createdb": True,
+                "passwordSecret": {"name": self.secret_name},
             }]},
         }
         k8s.core.v1.Secret(

@@ -222,7 +222,9 @@ class RedisCluster(pulumi.ComponentResource):
         }
         if a.nodes > 1:
             pod_spec.update(kube.spread_across_nodes_and_zones(self.identity.selector()))
-        annotations = {**kube.scrape_annotations(EXPORTER_PORT), "checksum/config": kube.content_checksum(conf)}
+        # Redis reads requirepass at start: a rotated password rolls the nodes (the hash reveals nothing).
+        annotations = {**kube.scrape_annotations(EXPORTER_PORT), "checksum/config": kube.content_checksum(conf),
+                       "checksum/auth": pulumi.Output.unsecret(self.password.apply(kube.content_checksum))}
         return k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=kube.metadata(a.name, a.namespace, self.identity.labels()),

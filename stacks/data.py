@@ -58,6 +58,7 @@ class Database:
     pooled_secret_name: str | None = None
     pooled_peer: kube.NetworkPeer | None = None
     pooler: pulumi.Resource | None = None
+    credential: pulumi.Input[str] | None = None  # the generated password behind the URLs (rotation rolls pods)
 
     def secret_for(self, client: str) -> str:
         """Services go through the pooler; platform jobs (SYSTEM) need a session of their own."""
@@ -74,6 +75,7 @@ class Cache:
     cluster_mode: bool
     secret_name: str
     peer: kube.NetworkPeer
+    credential: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class ObjectStorage:
     peer: kube.NetworkPeer
     endpoint: pulumi.Input[str] | None = None  # None: AWS S3 itself
     secret_name: str | None = None  # None: credentials come from the pod's IAM role
+    credential: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -102,14 +105,14 @@ class DataLayer:
     def secret_env(self, client: str) -> list[SecretEnv]:
         """Connection settings of one client (a service name, or SYSTEM), all by Secret reference."""
         env = [
-            SecretEnv("DATABASE_URL", self.database.secret_for(client), "url"),
-            SecretEnv("REDIS_URL", self.cache.secret_name, redis_url_key(client)),
+            SecretEnv("DATABASE_URL", self.database.secret_for(client), "url", self.database.credential),
+            SecretEnv("REDIS_URL", self.cache.secret_name, redis_url_key(client), self.cache.credential),
         ]
         if self.storage.secret_name:
             env += [
                 SecretEnv("S3_ENDPOINT", self.storage.secret_name, "endpoint"),
                 SecretEnv("S3_ACCESS_KEY", self.storage.secret_name, "access-key"),
-                SecretEnv("S3_SECRET_KEY", self.storage.secret_name, "secret-key"),
+                SecretEnv("S3_SECRET_KEY", self.storage.secret_name, "secret-key", self.storage.credential),
             ]
         return env
 
@@ -208,7 +211,8 @@ def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpti
     )
     peer = kube.NetworkPeer(pod_labels=store.identity.selector(), ports=[9000])
     return ObjectStorage(bucket_names=store.bucket_names, region=store.region, peer=peer,
-                    endpoint=store.endpoint, secret_name=store.secret_name), [store]
+                         endpoint=store.endpoint, secret_name=store.secret_name,
+                         credential=store.app_secret_key), [store]
 
 
 # ----------------------------------------------------------------- database
@@ -225,7 +229,8 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             "host": rds.host, "port": str(rds.port), "url": rds.url,
         })
         peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[rds.port])
-        database = Database(rds.host, rds.host, rds.port, rds.database, POSTGRES_SECRET, peer)
+        database = Database(rds.host, rds.host, rds.port, rds.database, POSTGRES_SECRET, peer,
+                            credential=rds.password)
         if pg.pooler.enabled:
             budget = budget_for(config)
             assert budget.pooler is not None
@@ -266,7 +271,7 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
     )
     peer = kube.NetworkPeer(pod_labels=cluster.identity.selector(), ports=[cluster.port])
     database = Database(cluster.host, cluster.read_only_host, cluster.port, cluster.database,
-                        cluster.secret_name, peer)
+                        cluster.secret_name, peer, credential=cluster.app_password)
     if pg.pooler.enabled:
         pooler = _pooler(config, images, cluster, peer, opts)
         database = dataclasses.replace(database, pooled_secret_name=pooler.secret_name, pooled_peer=pooler.peer,
@@ -309,7 +314,7 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
         _app_secret(REDIS_SECRET, "cache", config, opts,
                     {"password": cache.password, **{redis_url_key(c): cache.url for c in redis_clients()}})
         peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[cache.port])
-        return Cache(cache.host, cache.port, True, REDIS_SECRET, peer), cache
+        return Cache(cache.host, cache.port, True, REDIS_SECRET, peer, credential=cache.password), cache
     redis = RedisCluster(
         "redis",
         RedisClusterArgs(
@@ -323,7 +328,8 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
         opts=opts,
     )
     peer = kube.NetworkPeer(pod_labels=redis.identity.selector(), ports=[redis.port])
-    return Cache(redis.host, redis.port, redis.cluster_mode, redis.secret_name, peer), redis
+    return Cache(redis.host, redis.port, redis.cluster_mode, redis.secret_name, peer,
+                 credential=redis.password), redis
 
 
 def _managed_args(aws_layer: AwsFoundation) -> dict:

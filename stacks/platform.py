@@ -99,6 +99,7 @@ def compose(config: StackConfig) -> Platform:
     data = compose_data_layer(config, images, in_namespace, aws_layer)
     migration = migration_job(config, data, image, in_namespace)
     api_key = api_keys_secret(config, in_namespace)
+    api_keys = pulumi.Output.all(api_key, secret_setting("api_keys") or "")
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
                         data=data, api_key=api_key, migration=migration, aws=aws_layer, addons=addons)
 
@@ -108,7 +109,10 @@ def compose(config: StackConfig) -> Platform:
         args = app_service_args(config, service, config.services[service.name], namespace_name, image, data)
         platform.services[service.name] = AppService(
             service.name,
-            dataclasses.replace(args, secret_env=[*args.secret_env, *providers.get(service.name, [])]),
+            dataclasses.replace(args, secret_env=[
+                # The API keys' version: the generated key and any configured ones (rotation rolls the pods).
+                dataclasses.replace(s, version=api_keys) if s.secret_name == API_KEYS_SECRET else s
+                for s in [*args.secret_env, *providers.get(service.name, [])]]),
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )

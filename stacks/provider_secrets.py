@@ -49,5 +49,6 @@ def provider_secrets(config: StackConfig, opts: pulumi.ResourceOptions) -> dict[
             string_data={setting.lower(): pulumi.Output.secret(value) for setting, value in settings.items()},
             opts=opts,
         )
-        refs[service] = [SecretEnv(setting, secret_name(service), setting.lower()) for setting in settings]
+        refs[service] = [SecretEnv(setting, secret_name(service), setting.lower(), value)
+                         for setting, value in settings.items()]
     return refs

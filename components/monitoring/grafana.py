@@ -146,7 +146,10 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
         resources=g.resources,
         probes=kube.HttpProbes(port="http", liveness_path="/healthz", readiness_path="/api/health",
                                startup_timeout_seconds=120).render(),
-        pod_annotations={"checksum/config": pulumi.Output.all(datasources, provider, boards).apply(kube.content_checksum)},
+        pod_annotations={"checksum/config": pulumi.Output.all(datasources, provider, boards).apply(kube.content_checksum),
+                         # Grafana reads the datasource password when it provisions (at start).
+                         **({"checksum/secrets": pulumi.Output.unsecret(pulumi.Output.from_input(pg.password).apply(
+                             kube.content_checksum))} if pg is not None and pg.password is not None else {})},
         ingress_from=ingress,
         egress_to=egress,
         singleton=SINGLETON,
