@@ -70,6 +70,7 @@ class ConnectionPoolerArgs:
     server_port: int = 5432
     resources: kube.Resources = kube.RESOURCE_PRESETS["small"]
     clients: Sequence[kube.NetworkPeer] = ()  # who may connect (the apps)
+    scrapers: Sequence[kube.NetworkPeer] = ()  # cloudnative-pg: Prometheus, on the pooler's exporter port
     server: kube.NetworkPeer | None = None  # pgbouncer: the PostgreSQL pods it may reach
     depends_on: Sequence[pulumi.Resource] = ()  # cloudnative-pg: the Cluster (and what serves its CRD)
 
@@ -240,6 +241,7 @@ class ConnectionPooler(pulumi.ComponentResource):
         api = kube.NetworkPeer(cidr="0.0.0.0/0", ports=[443, 6443])
         server = kube.NetworkPeer(pod_labels={"cnpg.io/cluster": a.cluster_name}, ports=[a.server_port])
         spec = kube.network_policy_spec(pod_labels, a.clients, [PORT], [server, api])
+        spec["ingress"] += [p.rule("from", [METRICS_PORT]) for p in a.scrapers]
         k8s.networking.v1.NetworkPolicy(f"{self._name}-netpol", metadata=self._meta(a.name), spec=spec,
                                         opts=self._child)
 

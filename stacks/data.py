@@ -295,7 +295,7 @@ def _pooler(config: StackConfig, images: ImagePolicy, cluster: PostgresCluster, 
         server_host=cluster.host, cluster_name=cluster.cluster_name, database=cluster.database,
         user=cluster.app_user, password=cluster.app_password, settings=settings, name=POOLER_NAME,
         image=images.resolve(pooler.IMAGE), sslmode="require" if cluster.tls else "disable",
-        clients=data_clients(), server=server, depends_on=[cluster.cluster_resource] if cluster.cluster_resource else [],
+        clients=data_clients(), scrapers=[prometheus_peer(config)], server=server, depends_on=[cluster.cluster_resource] if cluster.cluster_resource else [],
     ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[cluster])))
 
 

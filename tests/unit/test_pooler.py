@@ -180,6 +180,10 @@ def test_cloudnative_pg_mode_declares_a_transaction_pooler_after_its_cluster(run
         d.plain_inputs["metadata"]["name"] != POOLER for d in rec.kubernetes("Deployment"))
     url = rec.k8s_object("Secret", f"{POOLER}-app")["stringData"]["url"]
     assert url.endswith("/content_engine?sslmode=require")  # CloudNativePG's pooler serves TLS
+    # The operator writes no NetworkPolicy: ours admits the apps on 5432 and Prometheus on the exporter port.
+    ingress = rec.k8s_object("NetworkPolicy", POOLER)["spec"]["ingress"]
+    assert {tuple(p["port"] for p in rule["ports"]) for rule in ingress} == {(5432,), (9127,)}
+    assert spec["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9127"
 
 
 def test_rds_mode_puts_rds_proxy_in_front(run_stack):
