@@ -151,6 +151,15 @@ class AppSettings(_Model):
     db_pool_size: int = Field(ge=1, le=200)
     db_max_overflow: int = Field(ge=0, le=200)  # connections beyond the pool under bursts (SQLAlchemy)
     cors_origins: list[str]
+    smtp_host: str  # the mail relay of newsletters and confirmations (STARTTLS); empty: mail is only logged
+    smtp_port: int = Field(ge=1, le=65535)
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host(cls, v: str) -> str:
+        if v and not HOST_RE.match(v):
+            raise ValueError(f"must be a DNS name such as smtp.sendgrid.net, or empty, got {v!r}")
+        return v
 
     @field_validator("cors_origins")
     @classmethod

@@ -33,7 +33,7 @@ from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.observability import compose_monitoring, compose_routes
 from stacks.cluster_addons import compose_addons
-from stacks.provider_secrets import provider_secrets
+from stacks.provider_secrets import provider_secrets, provider_settings
 
 APP_COMPONENT = "api"
 API_KEYS_SECRET = "content-engine-api"
@@ -105,11 +105,12 @@ def compose(config: StackConfig) -> Platform:
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     providers = provider_secrets(config, in_namespace)
+    mail = provider_settings(config)
     for service in catalog.CONTENT_SERVICES:
         args = app_service_args(config, service, config.services[service.name], namespace_name, image, data)
         platform.services[service.name] = AppService(
             service.name,
-            dataclasses.replace(args, secret_env=[
+            dataclasses.replace(args, env={**args.env, **mail.get(service.name, {})}, secret_env=[
                 # The API keys' version: the generated key and any configured ones (rotation rolls the pods).
                 dataclasses.replace(s, version=api_keys) if s.secret_name == API_KEYS_SECRET else s
                 for s in [*args.secret_env, *providers.get(service.name, [])]]),

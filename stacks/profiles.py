@@ -148,6 +148,8 @@ PROFILES: dict[str, Profile] = {
             "db_pool_size": 5,
             "db_max_overflow": 5,
             "cors_origins": ["http://localhost:3000"],
+            "smtp_host": "",  # mail is logged, not sent
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=1,
@@ -174,6 +176,9 @@ PROFILES: dict[str, Profile] = {
             "db_pool_size": 15,
             "db_max_overflow": 10,
             "cors_origins": ["https://staging.aquascene.example"],
+            # Seed 000's relay; its credentials are aquascene:smtp_username / smtp_password (secret).
+            "smtp_host": "smtp.sendgrid.net",
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=2,
@@ -208,6 +213,8 @@ PROFILES: dict[str, Profile] = {
             "db_pool_size": 25,
             "db_max_overflow": 10,
             "cors_origins": ["https://aquascene.example"],
+            "smtp_host": "smtp.sendgrid.net",
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=3,

@@ -27,6 +27,18 @@ PROVIDER_SECRETS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The services that send mail (newsletters; subscription confirmations) get the relay's address.
+MAIL_SERVICES = PROVIDER_SECRETS["smtp_password"][1]
+
+
+def provider_settings(config: StackConfig) -> dict[str, dict[str, str]]:
+    """Per service, the non-secret settings of its providers: the mail relay, for the mail senders."""
+    if not config.app.smtp_host:
+        return {}
+    relay = {"SMTP_HOST": config.app.smtp_host, "SMTP_PORT": str(config.app.smtp_port), "SMTP_STARTTLS": "true"}
+    return {service: dict(relay) for service in MAIL_SERVICES}
+
+
 def secret_name(service: str) -> str:
     return f"{service}-providers"
 

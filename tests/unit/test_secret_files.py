@@ -81,3 +81,16 @@ def test_provider_keys_reach_only_the_services_that_use_them(run_stack):
 def test_without_provider_keys_no_provider_secret_exists(run_stack):
     rec = run_stack("dev")
     assert not [r for r in rec.kubernetes("Secret") if r.plain_inputs["metadata"]["name"].endswith("-providers")]
+
+
+def test_the_mail_senders_get_the_relay_and_no_one_else(run_stack):
+    rec = run_stack("prod", PROVIDERS)
+    for service in SERVICE_NAMES:
+        settings = rec.k8s_object("ConfigMap", f"{service}-config")["data"]
+        if service in ("distributor", "subscriber-manager"):
+            assert (settings["SMTP_HOST"], settings["SMTP_PORT"], settings["SMTP_STARTTLS"]) == (
+                "smtp.sendgrid.net", "587", "true")
+        else:
+            assert "SMTP_HOST" not in settings, service
+    dev = run_stack("dev")
+    assert "SMTP_HOST" not in dev.k8s_object("ConfigMap", "distributor-config")["data"]  # dev only logs mail
