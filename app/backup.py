@@ -50,6 +50,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
+from app.settings import secrets_dir
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
 TARGETS = ("postgres", "redis", "objects")
 ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
@@ -521,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         return emit({"ok": False, "command": "prune", "error": "--retention-days must be >= 1"}, EXIT_USAGE)
     started = time.monotonic()
     try:
-        settings = BackupSettings()  # type: ignore[call-arg]
+        settings = BackupSettings(_secrets_dir=secrets_dir())  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         return emit({"ok": False, "command": args.command, "error": f"invalid settings: {problems}"}, EXIT_USAGE)

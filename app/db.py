@@ -44,6 +44,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def _postgres_connect_args(connect_timeout: int) -> dict[str, object]:
+    # Production connects through PgBouncer in transaction mode: consecutive transactions of
+    # one client may run on different server connections, so a statement psycopg prepared on
+    # one is unknown on the next. prepare_threshold=None: never prepare server-side.
+    return {"connect_timeout": connect_timeout, "prepare_threshold": None}
+
+
 def create_sync_engine(url: str, connect_timeout: int = 5) -> Engine:
     """A synchronous engine, for migrations and tooling."""
     url = sync_url(url)
@@ -52,7 +59,7 @@ def create_sync_engine(url: str, connect_timeout: int = 5) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, connect_args={"connect_timeout": connect_timeout}, pool_pre_ping=True)
+    return create_engine(url, connect_args=_postgres_connect_args(connect_timeout), pool_pre_ping=True)
 
 
 def create_app_engine(settings: Settings) -> AsyncEngine:
@@ -69,7 +76,7 @@ def create_app_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=1800,
         pool_timeout=10,
-        connect_args={"connect_timeout": settings.db_connect_timeout},
+        connect_args=_postgres_connect_args(settings.db_connect_timeout),
     )
 
 

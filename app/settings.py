@@ -1,7 +1,10 @@
 """Configuration from environment variables (pydantic-settings).
 
 Every setting is read from the upper-case environment variable of the same
-name (``database_url`` <- ``DATABASE_URL``). Invalid values raise
+name (``database_url`` <- ``DATABASE_URL``) or, for credentials, from the file
+of its lower-case name in SECRETS_DIR (default /run/secrets/aquascene): on
+Kubernetes every secret arrives as a read-only mounted file, never in the
+environment. An environment variable wins over a file. Invalid values raise
 :class:`SettingsError`, whose message names the offending variable, and the
 process refuses to start.
 """
@@ -9,6 +12,7 @@ process refuses to start.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import tempfile
 from enum import StrEnum
@@ -289,9 +293,18 @@ def _format_error(exc: ValidationError) -> str:
     return "Invalid configuration: " + "; ".join(problems)
 
 
+DEFAULT_SECRETS_DIR = "/run/secrets/aquascene"
+
+
+def secrets_dir() -> str | None:
+    """The directory of mounted secret files (pydantic-settings' secrets_dir), when there is one."""
+    path = os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)
+    return path if Path(path).is_dir() else None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment (overrides win), or raise SettingsError."""
+    """Read settings from the environment and secret files (overrides win), or raise SettingsError."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_secrets_dir=secrets_dir(), **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_format_error(exc)) from None

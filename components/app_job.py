@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.app_service import SecretEnv
 
 
@@ -45,18 +45,25 @@ def job_pod_spec(args: AppJobArgs, restart_policy: str = "Never") -> dict:
         "image": args.image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(args.command),
-        "env": [{"name": k, "value": v} for k, v in sorted(args.env.items())]
-        + [kube.secret_env(s.name, s.secret_name, s.key) for s in args.secret_env],
+        "env": [{"name": k, "value": v} for k, v in sorted(args.env.items())],
         "resources": args.resources.render(),
         "securityContext": kube.container_security_context(),
         "volumeMounts": [tmp_mount],
     }
+    volumes = [tmp_volume]
+    if args.secret_env:
+        # Credentials as read-only files the engine reads from its secrets directory.
+        secrets_volume, secrets_mount = secret_files.projected_volume(
+            "secrets", [secret_files.SecretItem(s.secret_name, s.key, secret_files.app_setting_file(s.name))
+                        for s in args.secret_env], secret_files.APP_SECRETS_DIR)
+        volumes.append(secrets_volume)
+        container["volumeMounts"].append(secrets_mount)
     return {
         "restartPolicy": restart_policy,
         "automountServiceAccountToken": False,
         "securityContext": kube.pod_security_context(),
         "containers": [container],
-        "volumes": [tmp_volume],
+        "volumes": volumes,
     }
 
 

@@ -8,17 +8,30 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.release import TRACK_LABEL, Canary, Release, Rolling, Track, canary_service_name, tracks
 
 
 @dataclass(frozen=True)
 class SecretEnv:
-    """An environment variable read from a Kubernetes Secret key (never a literal)."""
+    """A setting read from a Kubernetes Secret key (never a literal), mounted as the file of its
+    lower-case name in the engine's secrets directory (components/secret_files.py), not as a variable."""
 
     name: str
     secret_name: pulumi.Input[str]
     key: str
+    # What changes when the value does (e.g. the generated password behind it). Hashed into the
+    # pod template: the engine reads its settings once, so a rotated secret must roll the pods.
+    version: pulumi.Input[str] | None = None
+
+
+def secrets_checksum(refs: Sequence[SecretEnv]) -> pulumi.Output[str] | None:
+    """SHA-256 over the versions of `refs` (None when none has one). A hash of generated secrets
+    reveals nothing of them, so it is not secret (a secret annotation would hide the whole spec)."""
+    versions = [r.version for r in refs if r.version is not None]
+    if not versions:
+        return None
+    return pulumi.Output.unsecret(pulumi.Output.all(*versions).apply(kube.content_checksum))
 
 
 @dataclass(frozen=True)
@@ -132,8 +145,13 @@ class AppService(pulumi.ComponentResource):
             "volumeMounts": [tmp_mount],
             **probes.render(),
         }
+        volumes = [tmp_volume]
         if args.secret_env:
-            container["env"] = [kube.secret_env(s.name, s.secret_name, s.key) for s in args.secret_env]
+            secrets_volume, secrets_mount = secret_files.projected_volume(
+                "secrets", [secret_files.SecretItem(s.secret_name, s.key, secret_files.app_setting_file(s.name))
+                            for s in args.secret_env], secret_files.APP_SECRETS_DIR)
+            volumes.append(secrets_volume)
+            container["volumeMounts"].append(secrets_mount)
         if args.command:
             container["command"] = list(args.command)
         if args.args:
@@ -144,13 +162,16 @@ class AppService(pulumi.ComponentResource):
             # A ConfigMap change alone does not restart pods; this hash does.
             "checksum/config": kube.checksum_output(args.env),
         }
+        secrets = secrets_checksum(args.secret_env)
+        if secrets is not None:
+            pod_annotations["checksum/secrets"] = secrets
         pod_spec = {
             "serviceAccountName": ident.name,
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),
             "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
             "containers": [container],
-            "volumes": [tmp_volume],
+            "volumes": volumes,
         }
         if args.replicated:
             pod_spec.update(kube.spread_across_nodes_and_zones(selector))

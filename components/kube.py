@@ -9,6 +9,7 @@ reads like the manifests that `aquascene render` writes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import weakref
@@ -95,34 +96,74 @@ def label_value(value: str) -> str:
 # must wait for its Namespace, wherever it is declared. `namespace()` records
 # each Namespace of the running program; `metadata()` then names the namespace
 # through that resource's output, so the dependency travels with the input and
-# no call site can forget it. tests/unit/test_ordering.py checks the whole graph.
+# no call site can forget it. A program that declares namespaces after objects
+# that live in them (components that reference each other's namespaces) names
+# them up front with `expect_namespaces()`: references wait for the declaration,
+# and `settle_namespaces()` releases those the program never declared.
+# tests/unit/test_ordering.py checks the whole graph.
 
-_NAMESPACES: weakref.WeakKeyDictionary[pulumi.Resource, dict[str, k8s.core.v1.Namespace]] = (
-    weakref.WeakKeyDictionary()
-)
+
+@dataclass
+class _ProgramNamespaces:
+    declared: dict[str, "k8s.core.v1.Namespace"] = field(default_factory=dict)
+    expected: dict[str, "asyncio.Future[k8s.core.v1.Namespace | None]"] = field(default_factory=dict)
 
 
-def _declared_namespaces() -> dict[str, k8s.core.v1.Namespace]:
-    """The Namespaces declared so far by this program run (one per root stack resource)."""
+_NAMESPACES: weakref.WeakKeyDictionary[pulumi.Resource, _ProgramNamespaces] = weakref.WeakKeyDictionary()
+
+
+def _program_namespaces() -> _ProgramNamespaces:
+    """The namespaces of this program run (one per root stack resource)."""
     root = get_root_resource()
     if root is None:  # outside a Pulumi program: nothing to order
-        return {}
-    return _NAMESPACES.setdefault(root, {})
+        return _ProgramNamespaces()
+    return _NAMESPACES.setdefault(root, _ProgramNamespaces())
 
 
 def namespace(resource_name: str, meta: Manifest, opts: pulumi.ResourceOptions | None = None) -> k8s.core.v1.Namespace:
     """Declare a Namespace; objects whose metadata() names it are created after it."""
     created = k8s.core.v1.Namespace(resource_name, metadata=meta, opts=opts)
-    _declared_namespaces()[meta["name"]] = created
+    namespaces = _program_namespaces()
+    namespaces.declared[meta["name"]] = created
+    waiting = namespaces.expected.pop(meta["name"], None)
+    if waiting is not None and not waiting.done():
+        waiting.set_result(created)
     return created
+
+
+def expect_namespaces(names: Sequence[str]) -> None:
+    """Namespaces this program may declare later: objects naming them wait for the declaration."""
+    namespaces = _program_namespaces()
+    loop = asyncio.get_event_loop()
+    for name in names:
+        if name not in namespaces.declared and name not in namespaces.expected:
+            namespaces.expected[name] = loop.create_future()
+
+
+def settle_namespaces() -> None:
+    """The program declared all it will: objects in expected namespaces it never declared wait for nothing."""
+    namespaces = _program_namespaces()
+    for waiting in namespaces.expected.values():
+        if not waiting.done():
+            waiting.set_result(None)
+    namespaces.expected.clear()
 
 
 def namespace_reference(name: pulumi.Input[str]) -> pulumi.Input[str]:
     """`name`, as the output of its Namespace resource when this program declares one."""
-    declared = _declared_namespaces().get(name) if isinstance(name, str) else None
-    if declared is None:
+    if not isinstance(name, str):
         return name
-    return declared.metadata.apply(lambda m: m["name"])
+    namespaces = _program_namespaces()
+    if name in namespaces.declared:
+        return _name_of(namespaces.declared[name])
+    if name in namespaces.expected:
+        return pulumi.Output.from_input(namespaces.expected[name]).apply(
+            lambda declared: _name_of(declared) if declared is not None else name)
+    return name
+
+
+def _name_of(namespace_resource: k8s.core.v1.Namespace) -> pulumi.Output[str]:
+    return namespace_resource.metadata.apply(lambda m: m["name"])
 
 
 def metadata(
@@ -543,11 +584,6 @@ def service_spec(
 def scrape_annotations(port: int, path: str = "/metrics") -> dict[str, str]:
     """Pod annotations Prometheus' kubernetes_sd pod discovery keys on."""
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
-
-
-def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> Manifest:
-    """An env var from a Secret key: the only way credentials reach a container."""
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
 
 def exporter_sidecar(image: str, port: int, env: Sequence[Manifest], liveness_path: str = "/") -> Manifest:

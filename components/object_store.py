@@ -21,10 +21,13 @@ from typing import Literal, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.credentials import generated_password
 
 API_PORT = 9000
+SECRETS_DIR = "/run/secrets/object-store"  # the root Secret's keys as files
+_FROM_FILES = (f'MC_HOST_store="$(cat {SECRETS_DIR}/MC_HOST_store)"; APP_SECRET_KEY="$(cat {SECRETS_DIR}/APP_SECRET_KEY)"; '
+               "export MC_HOST_store APP_SECRET_KEY\n")
 # The community-maintained MinIO fork (MinIO's own repository is archived).
 IMAGE = "docker.io/pgsty/minio:RELEASE.2026-08-04T00-00-00Z"
 CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2026-09-16T00-00-00Z"
@@ -110,6 +113,7 @@ class ObjectStore(pulumi.ComponentResource):
         root_user = "aquascene-root"
         root_password = generated_password(f"{name}-root-password", self, length=40)
         app_secret_key = generated_password(f"{name}-app-secret-key", self, length=40)
+        self.app_secret_key = app_secret_key  # what a rotation changes (the apps' pods roll on it)
         app_access_key = "aquascene-app"
         root_secret = f"{args.name}-root"
         k8s.core.v1.Secret(
@@ -162,6 +166,8 @@ class ObjectStore(pulumi.ComponentResource):
         else:
             volumes_arg = f"http://{a.name}-{{0...{a.nodes - 1}}}.{kube.cluster_dns(headless, a.namespace)}/data"
         tmp_volume, tmp_mount = kube.tmp_volume()
+        root_volume, root_mount = secret_files.secret_volume(
+            "root-credentials", root_secret, SECRETS_DIR, ["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"])
         container = {
             "name": "server",
             "image": a.image,
@@ -170,8 +176,9 @@ class ObjectStore(pulumi.ComponentResource):
             "ports": [{"name": "api", "containerPort": API_PORT, "protocol": "TCP"},
                       {"name": "console", "containerPort": CONSOLE_PORT, "protocol": "TCP"}],
             "env": [
-                kube.secret_env("MINIO_ROOT_USER", root_secret, "MINIO_ROOT_USER"),
-                kube.secret_env("MINIO_ROOT_PASSWORD", root_secret, "MINIO_ROOT_PASSWORD"),
+                # MinIO's *_FILE forms read the mounted root credentials.
+                {"name": "MINIO_ROOT_USER_FILE", "value": f"{SECRETS_DIR}/MINIO_ROOT_USER"},
+                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": f"{SECRETS_DIR}/MINIO_ROOT_PASSWORD"},
                 {"name": "MINIO_REGION", "value": a.region},
                 # Only Prometheus can reach the port (NetworkPolicy), so metrics need no bearer token.
                 {"name": "MINIO_PROMETHEUS_AUTH_TYPE", "value": "public"},
@@ -180,7 +187,7 @@ class ObjectStore(pulumi.ComponentResource):
             ],
             "resources": a.resources.render(),
             "securityContext": kube.container_security_context(),
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}, tmp_mount],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}, root_mount, tmp_mount],
             **kube.HttpProbes(port="api", liveness_path="/minio/health/live", readiness_path="/minio/health/ready",
                               startup_timeout_seconds=120).render(),
         }
@@ -188,7 +195,7 @@ class ObjectStore(pulumi.ComponentResource):
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),
             "containers": [container],
-            "volumes": [tmp_volume],
+            "volumes": [root_volume, tmp_volume],
         }
         if a.replicas > 1:
             pod_spec.update(kube.spread_across_nodes_and_zones(self.identity.selector()))
@@ -215,6 +222,8 @@ class ObjectStore(pulumi.ComponentResource):
     def _bucket_job(self, name: str, a: ObjectStoreArgs, job: kube.Identity, root_secret: str) -> None:
         script = bucket_setup_script(a.buckets)
         tmp_volume, tmp_mount = kube.tmp_volume()
+        creds_volume, creds_mount = secret_files.secret_volume(
+            "credentials", root_secret, SECRETS_DIR, ["MC_HOST_store", "APP_SECRET_KEY"])
         # The script is part of the Job's name: a changed bucket list runs a new Job.
         job_name = f"{job.name}-{kube.content_checksum(script)[:8]}"
         k8s.batch.v1.Job(
@@ -224,7 +233,10 @@ class ObjectStore(pulumi.ComponentResource):
                 "backoffLimit": 10,
                 "ttlSecondsAfterFinished": 86400,
                 "template": {
-                    "metadata": {"labels": job.labels()},
+                    # A rotated app key (pulumi up --replace on its RandomPassword) runs the Job
+                    # again, which sets the new key on the store's app user.
+                    "metadata": {"labels": job.labels(), "annotations": {"checksum/app-key": pulumi.Output.unsecret(
+                        pulumi.Output.from_input(self.app_secret_key).apply(kube.content_checksum))}},
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "automountServiceAccountToken": False,
@@ -232,21 +244,19 @@ class ObjectStore(pulumi.ComponentResource):
                         "containers": [{
                             "name": "mc",
                             "image": a.client_image,
-                            "command": ["sh", "-c", script],
-                            "env": [
-                                kube.secret_env("MC_HOST_store", root_secret, "MC_HOST_store"),
-                                kube.secret_env("APP_SECRET_KEY", root_secret, "APP_SECRET_KEY"),
-                                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
-                            ],
+                            # The credentials live only in the script's own environment, read from files.
+                            "command": ["sh", "-c", _FROM_FILES + script],
+                            "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"}],
                             "resources": kube.RESOURCE_PRESETS["nano"].render(),
                             "securityContext": kube.container_security_context(),
-                            "volumeMounts": [tmp_mount],
+                            "volumeMounts": [creds_mount, tmp_mount],
                         }],
-                        "volumes": [tmp_volume],
+                        "volumes": [creds_volume, tmp_volume],
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset]),
+            # A Job's template is immutable: a changed one is a new Job, the old one removed first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.statefulset], delete_before_replace=True),
         )
 
 

@@ -21,7 +21,7 @@ from typing import Literal, Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.credentials import generated_password
 
 PORT = 5432
@@ -30,6 +30,7 @@ CLOUDNATIVE_PG_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.6"
 EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
 EXPORTER_PORT = 9187  # postgres_exporter, and CloudNativePG's built-in metrics port
 CONF_DIR = "/etc/postgresql/conf.d"
+SECRETS_DIR = "/run/secrets/postgres"  # the credentials Secret, one file per password
 PGDATA = "/var/lib/postgresql/data/pgdata"  # a subdirectory, so the volume's lost+found is not in it
 
 # Seed 000/001 tuning. Logs go to stderr (the log agent ships them), not to
@@ -187,6 +188,9 @@ class PostgresCluster(pulumi.ComponentResource):
                                       version=kube.image_version(args.image))
         self.port = PORT
         self.database = args.database
+        self.cluster_name = args.name
+        self.app_user = args.app_user
+        self.cluster_resource: pulumi.Resource | None = None  # cloudnative-pg: the `Cluster` (for its Pooler)
         self.secret_name = f"{args.name}-app"
         self.app_password = generated_password(f"{name}-app-password", self)
         self.readonly_user = args.readonly_user
@@ -317,15 +321,15 @@ class PostgresCluster(pulumi.ComponentResource):
             {"name": "PGDATA", "value": PGDATA},
             {"name": "POSTGRES_DB", "value": a.database},
             {"name": "POSTGRES_USER", "value": "postgres"},
-            kube.secret_env("POSTGRES_PASSWORD", credentials, "superuser-password"),
+            # The official image's *_FILE form; the init and replica scripts read their files too.
+            {"name": "POSTGRES_PASSWORD_FILE", "value": f"{SECRETS_DIR}/superuser-password"},
+            {"name": "SECRETS_DIR", "value": SECRETS_DIR},
             {"name": "APP_USER", "value": a.app_user},
-            kube.secret_env("APP_PASSWORD", credentials, "app-password"),
-            kube.secret_env("REPLICATION_PASSWORD", credentials, "replication-password"),
-            kube.secret_env("METRICS_PASSWORD", credentials, "metrics-password"),
             {"name": "READONLY_USER", "value": a.readonly_user},
-            kube.secret_env("READONLY_PASSWORD", credentials, "readonly-password"),
             {"name": "PRIMARY_HOST", "value": primary_host},
         ]
+        secrets_mount = {"name": "credentials", "mountPath": SECRETS_DIR, "readOnly": True}
+        mounts.append(secrets_mount)
         if role == "primary":
             command = None
             mounts.append({"name": "config", "mountPath": "/docker-entrypoint-initdb.d/10-init.sh",
@@ -354,8 +358,9 @@ class PostgresCluster(pulumi.ComponentResource):
         exporter = kube.exporter_sidecar(a.exporter_image, EXPORTER_PORT, [
             {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
             {"name": "DATA_SOURCE_USER", "value": "metrics"},
-            kube.secret_env("DATA_SOURCE_PASS", credentials, "metrics-password"),
+            {"name": "DATA_SOURCE_PASS_FILE", "value": f"{SECRETS_DIR}/metrics-password"},
         ])
+        exporter["volumeMounts"] = [secrets_mount]
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),
@@ -363,6 +368,7 @@ class PostgresCluster(pulumi.ComponentResource):
             "containers": [postgres, exporter],
             "volumes": [
                 {"name": "config", "configMap": {"name": config_name, "defaultMode": 0o555}},
+                secret_files.secret_volume("credentials", credentials, SECRETS_DIR)[0],
                 run_volume,
                 tmp_volume,
             ],
@@ -431,9 +437,14 @@ class PostgresCluster(pulumi.ComponentResource):
             "monitoring": {"enablePodMonitor": False},
             "plugins": plugins,
             # Declarative roles: the read-only user for dashboards, its password from a Secret.
+            # The app owner too: CloudNativePG then keeps its password equal to the Secret's, so
+            # `pulumi up --replace` on the generated password rotates it in the database as well.
             "managed": {"roles": [{
                 "name": a.readonly_user, "ensure": "present", "login": True,
                 "inRoles": ["pg_read_all_data"], "passwordSecret": {"name": f"{a.name}-readonly"},
+            }, {
+                "name": a.app_user, "ensure": "present", "login": True, "createdb": True,
+                "passwordSecret": {"name": self.secret_name},
             }]},
         }
         k8s.core.v1.Secret(
@@ -469,6 +480,7 @@ class PostgresCluster(pulumi.ComponentResource):
             spec=spec,
             opts=cluster_opts,
         )
+        self.cluster_resource = cluster
         if a.backup is not None:
             k8s.apiextensions.CustomResource(
                 f"{self._name}-scheduled-backup",
@@ -545,16 +557,17 @@ class PostgresCluster(pulumi.ComponentResource):
 
 
 # Runs once, when the primary's data directory is initialised (docker-entrypoint-initdb.d).
-# Passwords come from the environment (\getenv), never from a command line.
+# Passwords come from the mounted Secret's files (psql reads them), never from the environment
+# or a command line.
 _INIT_PRIMARY = r"""#!/bin/bash
 set -euo pipefail
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
 \getenv app_user APP_USER
-\getenv app_password APP_PASSWORD
-\getenv replication_password REPLICATION_PASSWORD
-\getenv metrics_password METRICS_PASSWORD
+\set app_password `cat "$SECRETS_DIR/app-password"`
+\set replication_password `cat "$SECRETS_DIR/replication-password"`
+\set metrics_password `cat "$SECRETS_DIR/metrics-password"`
 \getenv readonly_user READONLY_USER
-\getenv readonly_password READONLY_PASSWORD
+\set readonly_password `cat "$SECRETS_DIR/readonly-password"`
 -- CREATEDB: a restore builds a fresh database and swaps it in only after verifying it.
 CREATE ROLE :"app_user" LOGIN CREATEDB PASSWORD :'app_password';
 ALTER DATABASE :"POSTGRES_DB" OWNER TO :"app_user";
@@ -573,7 +586,7 @@ _START_REPLICA = r"""#!/bin/bash
 set -euo pipefail
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   until pg_isready -h "$PRIMARY_HOST" -p 5432; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
-  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -R -X stream -P
+  PGPASSWORD="$(cat "$SECRETS_DIR/replication-password")" pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -R -X stream -P
   chmod 700 "$PGDATA"
 fi
 exec postgres

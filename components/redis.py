@@ -14,16 +14,19 @@ The password lives in a Secret and reaches Redis as a mounted config file
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.credentials import generated_password
 
 PORT = 6379
+AUTH_DIR = "/etc/redis/auth"  # the Secret's files: auth.conf (included by redis.conf), password
+EXPORTER_PASSWORDS = "exporter-passwords.json"
 IMAGE = "docker.io/library/redis:7.4.6"
 EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.80.1"
 BUS_PORT = 16379
@@ -109,6 +112,8 @@ class RedisCluster(pulumi.ComponentResource):
             string_data={
                 "password": self.password,
                 "auth.conf": auth_conf,
+                # redis_exporter's REDIS_PASSWORD_FILE: a JSON map of address -> password.
+                EXPORTER_PASSWORDS: self.password.apply(lambda pw: json.dumps({f"redis://127.0.0.1:{PORT}": pw})),
                 **{f"url-{client}": self.url(db) for client, db in args.client_dbs.items()},
             },
             opts=child,
@@ -170,7 +175,7 @@ class RedisCluster(pulumi.ComponentResource):
     def _statefulset(self, name: str, headless: str, config_name: str, conf: str) -> k8s.apps.v1.StatefulSet:
         a = self._args
         tmp_volume, tmp_mount = kube.tmp_volume()
-        auth_env = kube.secret_env("REDISCLI_AUTH", self.secret_name, "password")
+        auth_mount = {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}
         redis = {
             "name": "redis",
             "image": a.image,
@@ -182,7 +187,6 @@ class RedisCluster(pulumi.ComponentResource):
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "HEADLESS_DOMAIN", "value": kube.cluster_dns(headless, a.namespace)},
                 {"name": "CLUSTER_MODE", "value": "yes" if self.cluster_mode else "no"},
-                auth_env,
             ],
             "resources": a.resources.render(),
             "securityContext": kube.container_security_context(),
@@ -190,30 +194,37 @@ class RedisCluster(pulumi.ComponentResource):
                 {"name": "data", "mountPath": "/data"},
                 {"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf", "readOnly": True},
                 {"name": "config", "mountPath": "/etc/redis/start.sh", "subPath": "start.sh", "readOnly": True},
-                {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True},
+                auth_mount,
                 tmp_mount,
             ],
             "livenessProbe": {"tcpSocket": {"port": "redis"}, **_timing(kube.LIVENESS)},
-            "readinessProbe": kube.exec_probe(["sh", "-c", "redis-cli ping | grep -q PONG"], kube.READINESS),
+            # redis-cli takes the password from REDISCLI_AUTH, set from the mounted file for this one call.
+            "readinessProbe": kube.exec_probe(
+                ["sh", "-c", f'REDISCLI_AUTH="$(cat {AUTH_DIR}/password)" redis-cli ping | grep -q PONG'],
+                kube.READINESS),
             "startupProbe": {"tcpSocket": {"port": "redis"}, **_timing(kube.startup_timing(120))},
         }
         exporter = kube.exporter_sidecar(a.exporter_image, EXPORTER_PORT, [
             {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
-            kube.secret_env("REDIS_PASSWORD", self.secret_name, "password"),
+            {"name": "REDIS_PASSWORD_FILE", "value": f"{AUTH_DIR}/{EXPORTER_PASSWORDS}"},
         ], liveness_path="/health")
+        exporter["volumeMounts"] = [auth_mount]
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": kube.pod_security_context(),
             "containers": [redis, exporter],
             "volumes": [
                 {"name": "config", "configMap": {"name": config_name, "defaultMode": 0o555}},
-                {"name": "auth", "secret": {"secretName": self.secret_name, "items": [{"key": "auth.conf", "path": "auth.conf"}]}},
+                secret_files.secret_volume("auth", self.secret_name, AUTH_DIR,
+                                           ["auth.conf", "password", EXPORTER_PASSWORDS])[0],
                 tmp_volume,
             ],
         }
         if a.nodes > 1:
             pod_spec.update(kube.spread_across_nodes_and_zones(self.identity.selector()))
-        annotations = {**kube.scrape_annotations(EXPORTER_PORT), "checksum/config": kube.content_checksum(conf)}
+        # Redis reads requirepass at start: a rotated password rolls the nodes (the hash reveals nothing).
+        annotations = {**kube.scrape_annotations(EXPORTER_PORT), "checksum/config": kube.content_checksum(conf),
+                       "checksum/auth": pulumi.Output.unsecret(self.password.apply(kube.content_checksum))}
         return k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=kube.metadata(a.name, a.namespace, self.identity.labels()),
@@ -265,16 +276,18 @@ class RedisCluster(pulumi.ComponentResource):
                             "env": [
                                 {"name": "NODES", "value": hosts},
                                 {"name": "REPLICAS", "value": str(a.replicas_per_master)},
-                                kube.secret_env("REDISCLI_AUTH", self.secret_name, "password"),
                             ],
                             "resources": kube.RESOURCE_PRESETS["nano"].render(),
                             "securityContext": kube.container_security_context(),
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/redis/bootstrap.sh", "subPath": "bootstrap.sh", "readOnly": True},
+                                {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
                                 tmp_mount,
                             ],
                         }],
-                        "volumes": [{"name": "config", "configMap": {"name": config_name, "defaultMode": 0o555}}, tmp_volume],
+                        "volumes": [{"name": "config", "configMap": {"name": config_name, "defaultMode": 0o555}},
+                                    secret_files.secret_volume("auth", self.secret_name, AUTH_DIR, ["password"])[0],
+                                    tmp_volume],
                     },
                 },
             },
@@ -318,6 +331,8 @@ exec redis-server "$CONF"
 # Idempotent: when any node already reports a formed cluster, there is nothing to do.
 _BOOTSTRAP = r"""#!/bin/sh
 set -eu
+REDISCLI_AUTH="$(cat /etc/redis/auth/password)"
+export REDISCLI_AUTH
 addresses=""
 for host in $NODES; do
   until redis-cli -h "$host" ping | grep -q PONG; do echo "waiting for $host"; sleep 3; done

@@ -24,6 +24,12 @@ fi
 
 bash .ci/services.sh >&2
 phase "postgresql, redis"
+# The engine's PostgreSQL tests go through PgBouncer in transaction mode, as production does;
+# the backup drill connects directly, as the stacks' backup job does (pg_dump, database swap).
+bash .ci/pgbouncer.sh >&2
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://aquascene:aquascene@127.0.0.1:${TEST_PGBOUNCER_PORT:-6432}/aquascene_test}"
+export TEST_DIRECT_DATABASE_URL="${TEST_DIRECT_DATABASE_URL:-postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test}"
+phase "pgbouncer"
 bash .ci/monitoring-tools.sh >&2
 phase "promtool, amtool"
 

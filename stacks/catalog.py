@@ -38,6 +38,17 @@ def monitoring_namespace_for(environment: str) -> str:
     return f"{PROJECT}-{environment}-monitoring"
 
 
+def node_agents_namespace_for(environment: str) -> str:
+    """The node-level agents (log shipper, node exporter): the only namespace below `restricted`."""
+    return f"{PROJECT}-{environment}-node-agents"
+
+
 def gateway_namespace_for(environment: str) -> str:
     """Where the public gateway's proxies run: the only way in from outside."""
     return f"{PROJECT}-{environment}-gateway"
+
+
+def stack_namespaces_for(environment: str) -> list[str]:
+    """Every namespace a stack of this environment may create."""
+    return [namespace_for(environment), monitoring_namespace_for(environment),
+            node_agents_namespace_for(environment), gateway_namespace_for(environment)]

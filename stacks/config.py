@@ -18,6 +18,7 @@ from deepmerge import Merger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components import kube
+from stacks.connections import budget_for
 from stacks.catalog import CONFIG_NAMESPACE, ENVIRONMENTS, SERVICE_NAMES, namespace_for
 from stacks.profiles import profile
 
@@ -213,7 +214,17 @@ class ServiceConfig(_Model):
 class AppSettings(_Model):
     log_level: LogLevel
     db_pool_size: int = Field(ge=1, le=200)
+    db_max_overflow: int = Field(ge=0, le=200)  # connections beyond the pool under bursts (SQLAlchemy)
     cors_origins: list[str]
+    smtp_host: str  # the mail relay of newsletters and confirmations (STARTTLS); empty: mail is only logged
+    smtp_port: int = Field(ge=1, le=65535)
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host(cls, v: str) -> str:
+        if v and not HOST_RE.match(v):
+            raise ValueError(f"must be a DNS name such as smtp.sendgrid.net, or empty, got {v!r}")
+        return v
 
     @field_validator("cors_origins")
     @classmethod
@@ -271,6 +282,16 @@ class PostgresRecoveryConfig(_Model):
     target_time: str
 
 
+class PoolerConfig(_Model):
+    """PgBouncer (CloudNativePG `Pooler`, or a Deployment) or RDS Proxy in front of PostgreSQL."""
+
+    enabled: bool
+    pool_mode: Literal["transaction", "session"]
+    default_pool_size: int = Field(ge=1, le=1000)  # server connections per pooler instance
+    max_client_conn: int = Field(ge=1, le=100000)  # client connections per instance
+    instances: int = Field(ge=1, le=10)
+
+
 class PostgresConfig(_Model):
     mode: Literal["statefulset", "cloudnative-pg", "rds"]
     instances: int = Field(ge=1, le=9)
@@ -284,6 +305,7 @@ class PostgresConfig(_Model):
     continuous_backup: BackupSchedule
     server_name: str = Field(min_length=1, max_length=63)
     recovery: PostgresRecoveryConfig
+    pooler: PoolerConfig
 
     _image = field_validator("image", "exporter_image")(classmethod(lambda cls, v: _pinned_image(v)))
     _size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
@@ -449,6 +471,20 @@ class BackupsConfig(_Model):
         return v
 
 
+class AddonConfig(_Model):
+    install: bool  # false: a platform team installs it (the stack asserts it is there when it needs it)
+
+
+class AddonsConfig(_Model):
+    """Cluster add-ons as pinned Helm releases (components/addons.py). The CloudNativePG operator
+    and its Barman Cloud plugin are postgres.install_operator."""
+
+    metrics_server: AddonConfig
+    node_autoscaler: AddonConfig  # cluster-autoscaler with an IRSA role, for the EKS node groups
+    cert_manager: AddonConfig
+    envoy_gateway: AddonConfig  # and the Gateway API CRDs and the GatewayClass
+
+
 class StackConfig(_Model):
     environment: Environment
     kubernetes: KubernetesConfig
@@ -463,6 +499,7 @@ class StackConfig(_Model):
     aws: AwsConfig
     monitoring: MonitoringConfig
     ingress: IngressConfig
+    addons: AddonsConfig
 
     @model_validator(mode="after")
     def _managed_services_need_aws(self) -> "StackConfig":
@@ -516,6 +553,11 @@ def build_stack_config(stack: str, overrides: Mapping[str, Any]) -> StackConfig:
     except ValidationError as exc:
         problems += _describe_all(exc.errors())
         config = None
+    if config is not None:
+        problems += [f"{_key(tuple(key.split('.')))}: {message}" for key, message in budget_for(config).problems()]
+        if config.addons.node_autoscaler.install and not config.aws.enabled:
+            problems.append(f"{_key(('addons', 'node_autoscaler', 'install'))}: needs aws.enabled: true (it scales "
+                            "the EKS node groups this stack creates); set it to false on other clusters")
     if problems:
         raise ConfigError(stack, problems)
     assert config is not None
@@ -535,7 +577,9 @@ def _release_problems(config: StackConfig) -> list[str]:
 
 
 # Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
-SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys")
+SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys",
+               # The engine's providers (stacks/provider_secrets.py): only the services that use them get them.
+               "openai_api_key", "anthropic_api_key", "smtp_username", "smtp_password")
 
 
 def secret_setting(key: str) -> pulumi.Output[str] | None:

@@ -10,6 +10,7 @@ same thing either way: `postgres-app` (url = DATABASE_URL), `redis-auth`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -23,10 +24,14 @@ from components.object_store import SEED_BUCKETS, ObjectStore, ObjectStoreArgs
 from components.postgres import (
     ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, PostgresStorage, Recovery, S3Credentials,
 )
+from components import pooler
+from components.aws.rds_proxy import RdsProxy, RdsProxyArgs
+from components.pooler import ConnectionPooler, ConnectionPoolerArgs, PoolSettings
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
 from stacks.aws import AwsFoundation
 from stacks.config import StackConfig
+from stacks.connections import budget_for
 from stacks.images import ImagePolicy
 
 # Pods that may open connections to the data stores (by their component label).
@@ -36,6 +41,8 @@ BACKUP_BUCKET = "system-backups"
 ASSETS_BUCKET = "content-assets"
 SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
 POSTGRES_SECRET = "postgres-app"
+POOLER_NAME = "postgres-pooler"
+POOLER_SECRET = f"{POOLER_NAME}-app"
 REDIS_SECRET = "redis-auth"
 HTTPS = 443
 
@@ -46,8 +53,20 @@ class Database:
     read_only_host: pulumi.Input[str]
     port: int
     database: str
-    secret_name: str
+    secret_name: str  # `url`: directly to PostgreSQL (migrations, pg_dump)
     peer: kube.NetworkPeer
+    # The services' way in: the pooler's Secret (`url`) and peer; None: no pooler, directly.
+    pooled_secret_name: str | None = None
+    pooled_peer: kube.NetworkPeer | None = None
+    pooler: pulumi.Resource | None = None
+    credential: pulumi.Input[str] | None = None  # the generated password behind the URLs (rotation rolls pods)
+
+    def secret_for(self, client: str) -> str:
+        """Services go through the pooler; platform jobs (SYSTEM) need a session of their own."""
+        return self.pooled_secret_name if client != SYSTEM and self.pooled_secret_name else self.secret_name
+
+    def peer_for(self, client: str) -> kube.NetworkPeer:
+        return self.pooled_peer if client != SYSTEM and self.pooled_peer is not None else self.peer
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,7 @@ class Cache:
     cluster_mode: bool
     secret_name: str
     peer: kube.NetworkPeer
+    credential: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class ObjectStorage:
     peer: kube.NetworkPeer
     endpoint: pulumi.Input[str] | None = None  # None: AWS S3 itself
     secret_name: str | None = None  # None: credentials come from the pod's IAM role
+    credential: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -85,14 +106,14 @@ class DataLayer:
     def secret_env(self, client: str) -> list[SecretEnv]:
         """Connection settings of one client (a service name, or SYSTEM), all by Secret reference."""
         env = [
-            SecretEnv("DATABASE_URL", self.database.secret_name, "url"),
-            SecretEnv("REDIS_URL", self.cache.secret_name, redis_url_key(client)),
+            SecretEnv("DATABASE_URL", self.database.secret_for(client), "url", self.database.credential),
+            SecretEnv("REDIS_URL", self.cache.secret_name, redis_url_key(client), self.cache.credential),
         ]
         if self.storage.secret_name:
             env += [
                 SecretEnv("S3_ENDPOINT", self.storage.secret_name, "endpoint"),
                 SecretEnv("S3_ACCESS_KEY", self.storage.secret_name, "access-key"),
-                SecretEnv("S3_SECRET_KEY", self.storage.secret_name, "secret-key"),
+                SecretEnv("S3_SECRET_KEY", self.storage.secret_name, "secret-key", self.storage.credential),
             ]
         return env
 
@@ -114,9 +135,9 @@ class DataLayer:
     def backup_bucket(self) -> pulumi.Input[str]:
         return self.storage.bucket_names[BACKUP_BUCKET]
 
-    def egress_peers(self) -> list[kube.NetworkPeer]:
-        """What an application pod may connect to in the data layer."""
-        return [self.database.peer, self.cache.peer, self.storage.peer]
+    def egress_peers(self, client: str = SYSTEM) -> list[kube.NetworkPeer]:
+        """What a client's pods may connect to in the data layer (services: the pooler, not PostgreSQL)."""
+        return [self.database.peer_for(client), self.cache.peer, self.storage.peer]
 
 
 def redis_url_key(client: str) -> str:
@@ -193,7 +214,8 @@ def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpti
     )
     peer = kube.NetworkPeer(pod_labels=store.identity.selector(), ports=[9000])
     return ObjectStorage(bucket_names=store.bucket_names, region=store.region, peer=peer,
-                    endpoint=store.endpoint, secret_name=store.secret_name), [store]
+                         endpoint=store.endpoint, secret_name=store.secret_name,
+                         credential=store.app_secret_key), [store]
 
 
 # ----------------------------------------------------------------- database
@@ -210,7 +232,19 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             "host": rds.host, "port": str(rds.port), "url": rds.url,
         })
         peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[rds.port])
-        return Database(rds.host, rds.host, rds.port, rds.database, POSTGRES_SECRET, peer), rds
+        database = Database(rds.host, rds.host, rds.port, rds.database, POSTGRES_SECRET, peer,
+                            credential=rds.password)
+        if pg.pooler.enabled:
+            budget = budget_for(config)
+            assert budget.pooler is not None
+            proxy = RdsProxy("postgres-proxy", RdsProxyArgs(
+                **_managed_args(aws_layer), database_security_group_id=rds.security_group_id,
+                instance_identifier=rds.instance.identifier, database=rds.database, username=rds.username,
+                password=rds.password, server_connections=budget.pooler.server_connections,
+                max_connections=budget.max_connections))
+            _app_secret(POOLER_SECRET, "database-pooler", config, opts, {"url": proxy.url})
+            database = dataclasses.replace(database, pooled_secret_name=POOLER_SECRET, pooled_peer=peer, pooler=proxy)
+        return database, rds
 
     backup = None
     if pg.continuous_backup.enabled:
@@ -229,7 +263,8 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             namespace=config.namespace, environment=config.environment, mode=pg.mode, instances=pg.instances,
             image=images.resolve(pg.image), exporter_image=images.resolve(pg.exporter_image),
             storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
-            resources=kube.preset(pg.resources), clients=[*data_clients(config), grafana_peer(config)],
+            resources=kube.preset(pg.resources),
+            clients=[*data_clients(config), grafana_peer(config), *([pooler_peer(config)] if pg.pooler.enabled else [])],
             scrapers=[prometheus_peer(config)], backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
@@ -238,8 +273,33 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
         opts=opts,
     )
     peer = kube.NetworkPeer(pod_labels=cluster.identity.selector(), ports=[cluster.port])
-    return Database(cluster.host, cluster.read_only_host, cluster.port, cluster.database,
-                    cluster.secret_name, peer), cluster
+    database = Database(cluster.host, cluster.read_only_host, cluster.port, cluster.database,
+                        cluster.secret_name, peer, credential=cluster.app_password)
+    if pg.pooler.enabled:
+        pooler = _pooler(config, images, cluster, peer, opts)
+        database = dataclasses.replace(database, pooled_secret_name=pooler.secret_name, pooled_peer=pooler.peer,
+                                       pooler=pooler)
+    return database, cluster
+
+
+def pooler_peer(config: StackConfig) -> kube.NetworkPeer:
+    """The pooler's pods, as PostgreSQL admits them."""
+    return kube.NetworkPeer(pod_labels=pooler.identity(POOLER_NAME, config.environment).selector())
+
+
+def _pooler(config: StackConfig, images: ImagePolicy, cluster: PostgresCluster, server: kube.NetworkPeer,
+            opts: pulumi.ResourceOptions) -> ConnectionPooler:
+    pg = config.postgres
+    settings = PoolSettings(pool_mode=pg.pooler.pool_mode, default_pool_size=pg.pooler.default_pool_size,
+                            max_client_conn=pg.pooler.max_client_conn, instances=pg.pooler.instances)
+    return ConnectionPooler("postgres-pooler", ConnectionPoolerArgs(
+        namespace=config.namespace, environment=config.environment,
+        kind="cloudnative-pg" if pg.mode == "cloudnative-pg" else "pgbouncer",
+        server_host=cluster.host, cluster_name=cluster.cluster_name, database=cluster.database,
+        user=cluster.app_user, password=cluster.app_password, settings=settings, name=POOLER_NAME,
+        image=images.resolve(pooler.IMAGE), sslmode="require" if cluster.tls else "disable",
+        clients=data_clients(config), scrapers=[prometheus_peer(config)], server=server, depends_on=[cluster.cluster_resource] if cluster.cluster_resource else [],
+    ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[cluster])))
 
 
 # -------------------------------------------------------------------- cache
@@ -257,7 +317,7 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
         _app_secret(REDIS_SECRET, "cache", config, opts,
                     {"password": cache.password, **{redis_url_key(c): cache.url for c in redis_clients()}})
         peer = kube.NetworkPeer(cidr=config.aws.vpc_cidr, ports=[cache.port])
-        return Cache(cache.host, cache.port, True, REDIS_SECRET, peer), cache
+        return Cache(cache.host, cache.port, True, REDIS_SECRET, peer, credential=cache.password), cache
     redis = RedisCluster(
         "redis",
         RedisClusterArgs(
@@ -271,7 +331,8 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
         opts=opts,
     )
     peer = kube.NetworkPeer(pod_labels=redis.identity.selector(), ports=[redis.port])
-    return Cache(redis.host, redis.port, redis.cluster_mode, redis.secret_name, peer), redis
+    return Cache(redis.host, redis.port, redis.cluster_mode, redis.secret_name, peer,
+                 credential=redis.password), redis
 
 
 def _managed_args(aws_layer: AwsFoundation) -> dict:

@@ -27,6 +27,7 @@ from components.monitoring import (
     MonitoringStack,
     MonitoringStackArgs,
     PrometheusArgs,
+    ScrapeTarget,
     Storage,
 )
 from stacks import catalog
@@ -40,10 +41,10 @@ ISSUERS = {"letsencrypt-staging": LETSENCRYPT_STAGING, "letsencrypt-production":
 # Seeds 000/002: generation is expensive (1 r/s, burst 5, 300 s); the rest of the API 10 r/s, burst 20.
 GENERATE_LIMIT = RateLimit(1, 5)
 API_LIMIT = RateLimit(10, 20)
-
-
-def node_agents_namespace_for(environment: str) -> str:
-    return f"{catalog.PROJECT}-{environment}-node-agents"
+# cert-manager's controller metrics (its chart's Service and port); honor_labels keeps each
+# Certificate's own namespace label.
+CERT_MANAGER_METRICS = ScrapeTarget("cert-manager", "cert-manager", "cert-manager", 9402, component="tls",
+                                    honor_labels=True)
 
 
 def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy,
@@ -61,10 +62,14 @@ def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy
             environment=env,
             namespace=catalog.monitoring_namespace_for(env),
             app_namespace=config.namespace,
-            node_agents_namespace=node_agents_namespace_for(env),
+            node_agents_namespace=catalog.node_agents_namespace_for(env),
             kubernetes_version=config.kubernetes.version,
             cluster_name=f"{catalog.PROJECT}-{env}",
             gateway_namespace=catalog.gateway_namespace_for(env),
+            # The Gateway API's Envoy proxies; the Ingress API's controller is the platform team's.
+            gateway_metrics=config.ingress.mode == "gateway",
+            # cert-manager's certificate expiry (CertificateExpiringSoon), where it issues ours.
+            scrape_targets=[CERT_MANAGER_METRICS] if config.ingress.tls_issuer != "none" else [],
             prometheus=PrometheusArgs(retention_time=cfg.prometheus_retention_time,
                                       retention_size=cfg.prometheus_retention_size,
                                       storage=Storage(cfg.prometheus_storage_size),

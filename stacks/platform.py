@@ -11,6 +11,7 @@ context. The parenthesised layers are seams for later components.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pulumi
@@ -19,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_job import AppJob, AppJobArgs
+from components.addons import ClusterAddons
 from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
 from components.credentials import generated_password
 from components.backup import BackupSchedule, BackupScheduleArgs
@@ -32,6 +34,8 @@ from stacks.images import ImagePolicy
 from stacks.promotion import promoted_image
 from stacks.releases import service_release
 from stacks.observability import compose_monitoring, compose_routes
+from stacks.cluster_addons import compose_addons
+from stacks.provider_secrets import provider_secrets, provider_settings
 
 APP_COMPONENT = "api"
 API_KEYS_SECRET = "content-engine-api"
@@ -49,6 +53,7 @@ class Platform:
     api_key: pulumi.Output[str]
     migration: AppJob
     aws: AwsFoundation | None = None
+    addons: ClusterAddons | None = None
     monitoring: MonitoringStack | None = None
     routes: PublicRoutes | None = None
     services: dict[str, AppService] = field(default_factory=dict)
@@ -87,6 +92,11 @@ class Platform:
 def compose(config: StackConfig) -> Platform:
     aws_layer = compose_aws(config) if config.aws.enabled else None
     provider = aws_layer.provider if aws_layer is not None else kubernetes_provider(config)
+    # Monitoring and routes reach into each other's namespaces (Prometheus's discovery in the
+    # gateway's, the Grafana route in monitoring's): objects there wait for whichever comes later.
+    kube.expect_namespaces(catalog.stack_namespaces_for(config.environment))
+    # Before anything that needs their CRDs or APIs (routes, monitoring's cert-manager Role).
+    addons = compose_addons(config, pulumi.ResourceOptions(providers=[provider]), aws_layer)
     namespace = app_namespace(config, provider)
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
@@ -94,24 +104,33 @@ def compose(config: StackConfig) -> Platform:
     data = compose_data_layer(config, images, in_namespace, aws_layer)
     migration = migration_job(config, data, image, in_namespace)
     api_key = api_keys_secret(config, in_namespace)
+    api_keys = pulumi.Output.all(api_key, secret_setting("api_keys") or "")
     platform = Platform(config=config, provider=provider, namespace=namespace, image=image,
-                        data=data, api_key=api_key, migration=migration, aws=aws_layer)
+                        data=data, api_key=api_key, migration=migration, aws=aws_layer, addons=addons)
 
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
+    providers = provider_secrets(config, in_namespace)
+    mail = provider_settings(config)
     for service in catalog.CONTENT_SERVICES:
+        args = app_service_args(config, service, config.services[service.name], namespace_name, image, data)
         platform.services[service.name] = AppService(
             service.name,
-            app_service_args(config, service, config.services[service.name], namespace_name, image, data),
+            dataclasses.replace(args, env={**args.env, **mail.get(service.name, {})}, secret_env=[
+                # The API keys' version: the generated key and any configured ones (rotation rolls the pods).
+                dataclasses.replace(s, version=api_keys) if s.secret_name == API_KEYS_SECRET else s
+                for s in [*args.secret_env, *providers.get(service.name, [])]]),
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
     services = list(platform.services.values())
     # Monitoring before routes: the Grafana route lives in the monitoring namespace, declared here.
-    platform.monitoring = compose_monitoring(config, data, images,
-                                             pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]))
-    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider], depends_on=services))
+    platform.monitoring = compose_monitoring(config, data, images, pulumi.ResourceOptions(
+        providers=[provider], depends_on=[namespace, *addons.ready]))
+    platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider],
+                                                                    depends_on=[*services, *addons.ready]))
     if config.backups.enabled:
         platform.backups = backup_schedule(config, data, image, in_namespace)
+    kube.settle_namespaces()
     return platform
 
 
@@ -234,7 +253,7 @@ def app_service_args(
     autoscaling = (
         Autoscaling(**settings.autoscaling.model_dump()) if settings.autoscaling is not None else None
     )
-    egress = data.egress_peers() + ([kube.INTERNET_PEER] if service.public_internet else [])
+    egress = data.egress_peers(service.name) + ([kube.INTERNET_PEER] if service.public_internet else [])
     return AppServiceArgs(
         namespace=namespace,
         image=image,
@@ -272,6 +291,7 @@ def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, s
         "ENVIRONMENT": _app_environment_name(config.environment),
         "LOG_LEVEL": config.app.log_level,
         "DB_POOL_SIZE": str(config.app.db_pool_size),
+        "DB_MAX_OVERFLOW": str(config.app.db_max_overflow),  # part of the connection budget (stacks/connections.py)
         "CORS_ORIGINS": ",".join(config.app.cors_origins),
     }
 

@@ -52,6 +52,11 @@ _POSTGRES = {
     # cloudnative-pg only: bootstrap from the archive `source_server_name` (optionally to target_time,
     # RFC 3339) instead of an empty database — the first path of the disaster-recovery runbook.
     "recovery": {"enabled": False, "source_server_name": "", "target_time": ""},
+    # Seed 001: PgBouncer in transaction mode in front of PostgreSQL (a CloudNativePG `Pooler` in
+    # cloudnative-pg mode, a PgBouncer Deployment in statefulset mode, RDS Proxy in rds mode).
+    # stacks/connections.py checks these against the services' pools at the HPA maximum.
+    "pooler": {"enabled": True, "pool_mode": "transaction", "default_pool_size": 10, "max_client_conn": 200,
+               "instances": 1},
 }
 _REDIS = {
     "mode": "standalone",
@@ -133,6 +138,12 @@ _IMAGE = {
     "promote_from": "",
 }
 
+# Cluster add-ons (components/addons.py). On a kube context a platform team provides them
+# (the stack asserts the ones it needs); the EKS cluster prod creates has none, so prod installs all.
+_ADDONS_PRESENT = {name: {"install": False}
+                   for name in ("metrics_server", "node_autoscaler", "cert_manager", "envoy_gateway")}
+_ADDONS_INSTALLED = {name: {"install": True} for name in _ADDONS_PRESENT}
+
 PROFILES: dict[str, Profile] = {
     "dev": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -141,7 +152,10 @@ PROFILES: dict[str, Profile] = {
         "app": {
             "log_level": "DEBUG",
             "db_pool_size": 5,
+            "db_max_overflow": 5,
             "cors_origins": ["http://localhost:3000"],
+            "smtp_host": "",  # mail is logged, not sent
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=1,
@@ -157,6 +171,7 @@ PROFILES: dict[str, Profile] = {
         "aws": dict(_AWS),
         "monitoring": dict(_MONITORING),  # Prometheus + Grafana
         "ingress": dict(_INGRESS),
+        "addons": dict(_ADDONS_PRESENT),
     },
     "staging": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -165,7 +180,11 @@ PROFILES: dict[str, Profile] = {
         "app": {
             "log_level": "INFO",
             "db_pool_size": 15,
+            "db_max_overflow": 10,
             "cors_origins": ["https://staging.aquascene.example"],
+            # Seed 000's relay; its credentials are aquascene:smtp_username / smtp_password (secret).
+            "smtp_host": "smtp.sendgrid.net",
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=2,
@@ -174,7 +193,10 @@ PROFILES: dict[str, Profile] = {
             ai_processor={"resources": "large", "startup_timeout_seconds": 120},
         ),
         # seed 002: PostgreSQL with a read replica; Redis with persistence; versioned buckets.
-        "postgres": {**_POSTGRES, "instances": 2, "storage_size": "50Gi"},
+        "postgres": {**_POSTGRES, "instances": 2, "storage_size": "50Gi",
+                     # 5 services x 5 pods x (15 + 10) = 625 clients; 2 x 20 server connections.
+                     "pooler": {**_POSTGRES["pooler"], "default_pool_size": 20, "max_client_conn": 1000,
+                                "instances": 2}},
         "redis": {**_REDIS, "maxmemory": "800mb", "storage_size": "5Gi", "resources": "medium"},
         "object_store": {**_OBJECT_STORE, "storage_size": "100Gi"},
         "backups": {**_BACKUPS, "enabled": True, "retention_days": 7},
@@ -184,6 +206,7 @@ PROFILES: dict[str, Profile] = {
         "ingress": {**_INGRESS, "api_host": "api.staging.aquascene.example",
                     "grafana_host": "grafana.staging.aquascene.example",
                     "tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
+        "addons": dict(_ADDONS_PRESENT),
     },
     "prod": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -194,7 +217,10 @@ PROFILES: dict[str, Profile] = {
         "app": {
             "log_level": "WARNING",
             "db_pool_size": 25,
+            "db_max_overflow": 10,
             "cors_origins": ["https://aquascene.example"],
+            "smtp_host": "smtp.sendgrid.net",
+            "smtp_port": 587,
         },
         "services": _services(
             replicas=3,
@@ -214,6 +240,9 @@ PROFILES: dict[str, Profile] = {
             "install_operator": True,
             "zone_anti_affinity": "required",
             "continuous_backup": {"enabled": True, "retention_days": 30, "schedule": "0 0 2 * * *"},
+            # Seed 001's pool of 25 per instance. Its 1000 clients are too few at the HPA maximum:
+            # 5 services x 10 pods x (25 + 10) = 1750, so 2000 (PgBouncer holds that in a few MB).
+            "pooler": {**_POSTGRES["pooler"], "default_pool_size": 25, "max_client_conn": 2000, "instances": 3},
         },
         "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
         # The five buckets are S3 buckets on AWS ("distributed" runs a 4-node in-cluster store instead).
@@ -230,6 +259,7 @@ PROFILES: dict[str, Profile] = {
                        "loki_storage_size": "50Gi", "kube_state_metrics_replicas": 2},
         "ingress": {**_INGRESS, "api_host": "api.aquascene.example", "grafana_host": "grafana.aquascene.example",
                     "tls_issuer": "letsencrypt-production", "acme_email": "ops@aquascene.example"},
+        "addons": dict(_ADDONS_INSTALLED),
     },
 }
 

@@ -70,6 +70,7 @@ class Recording:
     resources: list[Recorded]
     stack_outputs: dict[str, Any]
     result: Any = None  # what the program returned (compose's Platform)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (type, id) looked up with .get()
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_token]
@@ -181,6 +182,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
+        self.reads: list[tuple[str, str]] = []  # (type, id) of existing objects the program looked up
+
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        # `Resource.get(...)`: an object the program requires but does not own (e.g. a CRD a
+        # platform team installs). Not a resource of the stack, so kept apart from `recorded`.
+        response = super().ReadResource(request)
+        self.reads.append((request.type, request.id))
+        return response
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # Like the real engine: the root stack does not qualify its children's types.
@@ -239,7 +248,8 @@ def record(
         result = _run(program)
         outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
         return Recording(
-            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result
+            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result,
+            reads=monitor.reads,
         )
     finally:
         runtime_config.set_all_config({}, [])
@@ -415,6 +425,10 @@ def _aws_resource(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dic
         return physical, {**outputs, "id": physical, "identifier": physical, "address": address, "port": port,
                           "endpoint": f"{address}:{port}", "arn": f"{arn_prefix}:db:{physical}",
                           "resourceId": f"db-{_short_hash(physical).upper()}"}
+    if service == "rds" and kind == "proxy":
+        physical = inputs.get("name") or auto
+        return physical, {**outputs, "id": physical, "name": physical, "arn": f"{arn_prefix}:db-proxy:{physical}",
+                          "endpoint": f"{physical}.proxy-c{_short_hash(physical)}xyz.{REGION}.rds.amazonaws.com"}
     if service == "elasticache" and kind == "replicationGroup":
         physical = inputs.get("replicationGroupId") or auto
         suffix = f"{_short_hash(physical)[:6]}.euw1.cache.amazonaws.com"

@@ -65,6 +65,10 @@ class Statement:
     effect: Effect = "Allow"
     principal: Mapping[str, Any] | str | None = None  # trust and resource policies only
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Why Resource "*" is unavoidable: read-only actions AWS cannot scope to a resource
+    # (e.g. autoscaling:Describe*), or writes on resources whose ARN holds a generated id,
+    # which then must be scoped by an aws:ResourceTag condition instead.
+    unscoped_reason: str = ""
 
     def __post_init__(self) -> None:
         if not self.actions:
@@ -73,6 +77,14 @@ class Statement:
             wild = [a for a in self.actions if "*" in a]
             if wild:
                 raise ValueError(f"Statement {self.sid!r}: wildcard actions {wild} are not least privilege")
+            if self.unscoped_reason:
+                writes = [a for a in self.actions if not a.split(":")[-1].startswith(("Describe", "Get", "List"))]
+                by_tag = any(k.startswith("aws:ResourceTag/") for op in self.conditions.values() for k in op)
+                if (writes and not by_tag) or list(self.resources) != ["*"]:
+                    raise ValueError(f"Statement {self.sid!r}: Resource '*' only for read-only actions or writes "
+                                     f"scoped by an aws:ResourceTag condition, got actions {writes} and "
+                                     f"resources {list(self.resources)}")
+                return
             for resource in self.resources:
                 if isinstance(resource, str):
                     check_resource(self.sid, resource)
@@ -118,10 +130,11 @@ class PolicyDocument:
     def to_json(self) -> pulumi.Output[str]:
         """The JSON policy; resources that were Outputs are checked once they resolve."""
         rendered = {"Version": "2012-10-17", "Statement": [s.render() for s in self.statements]}
+        unscoped = {s.sid for s in self.statements if s.unscoped_reason}  # checked in Statement already
 
         def finish(doc: dict[str, Any]) -> str:
             for statement in doc["Statement"]:
-                if statement["Effect"] == "Allow":
+                if statement["Effect"] == "Allow" and statement["Sid"] not in unscoped:
                     for resource in statement.get("Resource", []):
                         check_resource(statement["Sid"], resource)
             return json.dumps(doc)

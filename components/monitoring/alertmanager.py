@@ -1,6 +1,10 @@
-"""Alertmanager: seed 000's routes and receivers. The configuration holds the
-webhook URL and SMTP password, so it is rendered into a Secret; amtool checks
-the same `alertmanager_config` output in tests/monitoring."""
+"""Alertmanager: seed 000's routes and receivers.
+
+The configuration is a ConfigMap: it names the SMTP password and the Slack
+webhook URL by file (`smtp_auth_password_file`, `api_url_file`), and those two
+live in a Secret mounted read-only beside it. So a routing change shows in a
+preview's diff, and amtool checks exactly the file that is deployed
+(tests/monitoring)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.monitoring import workload as wl
 from components.monitoring.args import AlertReceivers, MonitoringStackArgs
 
@@ -18,6 +22,9 @@ PORT = 9093
 CLUSTER_PORT = 9094
 CONFIG_DIR = "/etc/alertmanager"
 DATA_DIR = "/alertmanager"
+SECRETS_DIR = "/etc/alertmanager/secrets"
+SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"
+SLACK_WEBHOOK_FILE = f"{SECRETS_DIR}/slack-webhook-url"
 
 _ALERT_BODY = """{{ range .Alerts }}
 Alert: {{ .Annotations.summary }}
@@ -46,11 +53,10 @@ def peer_addresses(args: MonitoringStackArgs) -> list[str]:
     return [f"{NAME}-{i}.{host}:{PORT}" for i in range(args.alertmanager.replicas)]
 
 
-def alertmanager_config(receivers: AlertReceivers, smtp_password: str | None, slack_webhook_url: str | None) -> str:
-    """alertmanager.yml with the secrets filled in (plain values; the component
-    passes the resolved secret Outputs and stores the result in a Secret)."""
-    email = smtp_password is not None
-    slack = slack_webhook_url is not None
+def alertmanager_config(receivers: AlertReceivers, email: object, slack: object) -> str:
+    """alertmanager.yml: e-mail receivers when there is an SMTP password, Slack when there is a
+    webhook URL (truthy values); both secrets are referenced by file, never written here."""
+    email, slack = bool(email), bool(slack)
 
     def receiver(name: str, to: str | None = None, subject: str = "", body: str | None = None,
                  channel: str | None = None, title: str = "") -> dict[str, Any]:
@@ -61,7 +67,7 @@ def alertmanager_config(receivers: AlertReceivers, smtp_password: str | None, sl
                 mail["text"] = body
             r["email_configs"] = [mail]
         if slack and channel:
-            r["slack_configs"] = [{"api_url": slack_webhook_url, "channel": channel, "title": title,
+            r["slack_configs"] = [{"api_url_file": SLACK_WEBHOOK_FILE, "channel": channel, "title": title,
                                    "text": _SLACK_TEXT, "send_resolved": True}]
         return r
 
@@ -71,7 +77,7 @@ def alertmanager_config(receivers: AlertReceivers, smtp_password: str | None, sl
             "smtp_smarthost": receivers.smtp_smarthost,
             "smtp_from": receivers.smtp_from,
             "smtp_auth_username": receivers.smtp_username,
-            "smtp_auth_password": smtp_password,
+            "smtp_auth_password_file": SMTP_PASSWORD_FILE,
             "smtp_require_tls": True,
         }
     config["route"] = {
@@ -109,15 +115,23 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     ns = args.namespace
     identity = kube.Identity(NAME, "alerting", args.environment, kube.image_version(args.images.alertmanager))
     receivers = am.receivers
-    rendered = pulumi.Output.all(
-        pulumi.Output.from_input(receivers.smtp_password), pulumi.Output.from_input(receivers.slack_webhook_url)
-    ).apply(lambda secrets: alertmanager_config(receivers, *secrets))
-    secret = k8s.core.v1.Secret(
-        f"{NAME}-config",
-        metadata=kube.metadata(f"{NAME}-config", ns, identity.labels()),
-        string_data={"alertmanager.yml": pulumi.Output.secret(rendered)},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
-    )
+    rendered = alertmanager_config(receivers, receivers.smtp_password is not None,
+                                   receivers.slack_webhook_url is not None)
+    values = {k: v for k, v in {"smtp-password": receivers.smtp_password,
+                                "slack-webhook-url": receivers.slack_webhook_url}.items() if v is not None}
+    opts = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
+    config = k8s.core.v1.ConfigMap(f"{NAME}-config", metadata=kube.metadata(f"{NAME}-config", ns, identity.labels()),
+                                   data={"alertmanager.yml": rendered}, opts=opts)
+    created: list[pulumi.Resource] = [config]
+    files = [wl.config_files("config", CONFIG_DIR, {"configMap": {"name": f"{NAME}-config"}})]
+    if values:
+        created.append(k8s.core.v1.Secret(
+            f"{NAME}-secrets", metadata=kube.metadata(f"{NAME}-secrets", ns, identity.labels()),
+            string_data={k: pulumi.Output.secret(v) for k, v in values.items()}, opts=opts))
+        files.append(secret_files.secret_volume("secrets", f"{NAME}-secrets", SECRETS_DIR))
+    # Alertmanager does not watch its files: a changed config or a rotated secret rolls the pods.
+    # A SHA-256 of the secrets reveals nothing of them, so it need not be secret.
+    checksum = pulumi.Output.unsecret(pulumi.Output.all(rendered, *values.values()).apply(kube.content_checksum))
     cluster_args = [f"--cluster.listen-address=0.0.0.0:{CLUSTER_PORT}"] + [
         f"--cluster.peer={address.rsplit(':', 1)[0]}:{CLUSTER_PORT}" for address in peer_addresses(args)
     ] if am.replicas > 1 else ["--cluster.listen-address="]  # empty: no gossip for a single replica
@@ -133,18 +147,16 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
             f"--web.listen-address=:{PORT}",
             *cluster_args,
         ],
-        files=[wl.config_files("config", CONFIG_DIR, {"secret": {"secretName": f"{NAME}-config"}})],
+        files=files,
         data=am.storage,
         data_path=DATA_DIR,
         replicas=am.replicas,
         resources=am.resources,
         probes=kube.HttpProbes(port="http", liveness_path="/-/healthy", readiness_path="/-/ready").render(),
-        # Alertmanager does not watch its file: a changed config (or rotated secret) rolls the pods.
-        # A SHA-256 of the rendered file reveals nothing of the secrets in it, so it need not be secret.
-        pod_annotations={"checksum/config": pulumi.Output.unsecret(rendered.apply(kube.content_checksum))},
+        pod_annotations={"checksum/config": checksum},
         ingress_from=[wl.same_namespace("prometheus", [PORT]), wl.same_namespace("grafana", [PORT]),
                       *(gossip if am.replicas > 1 else [])],
         # SMTP submission and the Slack API are on the internet.
         egress_to=[kube.NetworkPeer(cidr="0.0.0.0/0", except_cidrs=kube.PRIVATE_CIDRS, ports=(443, 587)),
                    *(gossip if am.replicas > 1 else [])],
-    ), depends_on=[secret, *depends_on])
+    ), depends_on=[*created, *depends_on])

@@ -71,6 +71,8 @@ class ScrapeTarget:
     path: str = "/metrics"
     component: str = ""
     interval: str | None = None  # None: the global scrape interval
+    # Keep the exporter's own `namespace` label (e.g. cert-manager's: the Certificate's namespace).
+    honor_labels: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(_DNS_LABEL.match(self.job)), f"ScrapeTarget.job must be a DNS label, got {self.job!r}")
@@ -194,7 +196,9 @@ class LokiS3:
     """S3 (or S3-compatible) chunk and index storage for Loki.
 
     Credentials: `credentials_secret` names a Secret in the monitoring
-    namespace with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; None means the
+    namespace whose key `credentials` is an AWS shared credentials file
+    ([default] aws_access_key_id / aws_secret_access_key), mounted read-only
+    and found by the SDK through AWS_SHARED_CREDENTIALS_FILE; None means the
     pod's identity (IRSA via `LokiArgs.service_account_annotations`).
     """
 
@@ -253,6 +257,8 @@ class MonitoringStackArgs:
     kubernetes_version: str = "1.33"
     cluster_name: str = "aquascene"  # external label `cluster` (Alertmanager groups by it)
     gateway_namespace: str | None = None  # the gateway proxies may reach Grafana
+    # Scrape the Envoy Gateway proxies in gateway_namespace (job "gateway", their stats port).
+    gateway_metrics: bool = False
     scrape_targets: Sequence[ScrapeTarget] = ()
     prometheus: PrometheusArgs = PrometheusArgs()
     alertmanager: AlertmanagerArgs | None = AlertmanagerArgs()
@@ -277,6 +283,8 @@ class MonitoringStackArgs:
         jobs = [t.job for t in self.scrape_targets]
         duplicates = sorted({j for j in jobs if jobs.count(j) > 1} | (set(jobs) & RESERVED_JOBS))
         _check(not duplicates, f"MonitoringStackArgs.scrape_targets: job names {duplicates} are duplicated or reserved")
+        _check(not self.gateway_metrics or self.gateway_namespace is not None,
+               "MonitoringStackArgs.gateway_metrics needs gateway_namespace (where the proxies run)")
 
     @property
     def node_agents(self) -> bool:
@@ -286,5 +294,5 @@ class MonitoringStackArgs:
 # Jobs the stack defines itself; a ScrapeTarget may not reuse them.
 RESERVED_JOBS = frozenset(
     {"prometheus", "alertmanager", "grafana", "loki", "alloy", "node-exporter", "kube-state-metrics",
-     "kubelet", "kubelet-cadvisor", "kubernetes-pods"}
+     "kubelet", "kubelet-cadvisor", "kubernetes-pods", "gateway"}
 )

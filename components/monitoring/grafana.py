@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import kube
+from components import kube, secret_files
 from components.monitoring import workload as wl
 from components.monitoring.args import MonitoringStackArgs
 
@@ -21,7 +21,9 @@ DASHBOARDS_DIR = "/etc/grafana/dashboards"
 DATA_DIR = "/var/lib/grafana"
 ADMIN_SECRET = "grafana-admin"
 DATASOURCE_SECRET = "grafana-datasources"
-POSTGRES_PASSWORD_ENV = "POSTGRES_READONLY_PASSWORD"  # expanded by Grafana when it reads the provisioning file
+SECRETS_DIR = "/run/secrets/grafana"  # admin-user, admin-password, postgres-password: mounted files
+# Expanded by Grafana when it reads the provisioning file ($__file{}): the password never is a variable.
+POSTGRES_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
 FOLDER = "AquaScene Content Engine"
 # Why Grafana runs one pod (its exemption from workload-min-replicas).
 SINGLETON = ("Grafana keeps users, sessions and settings in its embedded SQLite database on one ReadWriteOnce "
@@ -36,7 +38,7 @@ def dashboards() -> dict[str, str]:
 
 
 def grafana_datasources(args: MonitoringStackArgs, postgres_host: str | None = None) -> str:
-    """datasources.yaml; the PostgreSQL password is an env reference, never a value."""
+    """datasources.yaml; the PostgreSQL password is a file reference, never a value."""
     ns = args.namespace
     sources: list[dict[str, Any]] = [{
         "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
@@ -57,7 +59,7 @@ def grafana_datasources(args: MonitoringStackArgs, postgres_host: str | None = N
             "url": f"{postgres_host}:{pg.port}", "user": pg.user, "editable": False,
             "jsonData": {"database": pg.database, "sslmode": pg.sslmode, "postgresVersion": 1700,
                          "maxOpenConns": 5, "maxIdleConns": 2},
-            "secureJsonData": {"password": f"${{{POSTGRES_PASSWORD_ENV}}}"},
+            "secureJsonData": {"password": f"$__file{{{POSTGRES_PASSWORD_FILE}}}"},
         })
     return wl.dump_yaml({"apiVersion": 1, "datasources": sources})
 
@@ -90,10 +92,13 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     secrets = [k8s.core.v1.Secret(f"{NAME}-admin", metadata=kube.metadata(ADMIN_SECRET, ns, labels),
                                   string_data={"admin-user": g.admin_user, "admin-password": password.result},
                                   opts=child)]
+    # Grafana's __FILE forms read the admin credentials from the mounted files.
     env = [
-        kube.secret_env("GF_SECURITY_ADMIN_USER", ADMIN_SECRET, "admin-user"),
-        kube.secret_env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_SECRET, "admin-password"),
+        {"name": "GF_SECURITY_ADMIN_USER__FILE", "value": f"{SECRETS_DIR}/admin-user"},
+        {"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": f"{SECRETS_DIR}/admin-password"},
     ]
+    secret_items = [secret_files.SecretItem(ADMIN_SECRET, "admin-user", "admin-user"),
+                    secret_files.SecretItem(ADMIN_SECRET, "admin-password", "admin-password")]
     pg = g.postgres
     if pg is not None:
         ref = pg.password_secret
@@ -104,7 +109,7 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
             ref_name, ref_key = DATASOURCE_SECRET, "postgres-password"
         else:
             ref_name, ref_key = ref.name, ref.key
-        env.append(kube.secret_env(POSTGRES_PASSWORD_ENV, ref_name, ref_key))
+        secret_items.append(secret_files.SecretItem(ref_name, ref_key, "postgres-password"))
     env += [{"name": name, "value": value} for name, value in _settings(args).items()]
 
     datasources = pulumi.Output.from_input(pg.host if pg else None).apply(
@@ -120,6 +125,7 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
                   {"key": "dashboards.yaml", "path": "dashboards/dashboards.yaml"}],
     }})
     dashboard_files = wl.config_files("dashboards", DASHBOARDS_DIR, {"configMap": {"name": f"{NAME}-dashboards"}})
+    credentials = secret_files.projected_volume("credentials", secret_items, SECRETS_DIR)
 
     ingress = [wl.same_namespace("prometheus", [PORT])]
     if args.gateway_namespace:
@@ -137,13 +143,16 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
         image=args.images.grafana,
         ports={"http": PORT},
         env=env,
-        files=[provisioning, dashboard_files],
+        files=[provisioning, dashboard_files, credentials],
         data=g.storage,
         data_path=DATA_DIR,
         resources=g.resources,
         probes=kube.HttpProbes(port="http", liveness_path="/healthz", readiness_path="/api/health",
                                startup_timeout_seconds=120).render(),
-        pod_annotations={"checksum/config": pulumi.Output.all(datasources, provider, boards).apply(kube.content_checksum)},
+        pod_annotations={"checksum/config": pulumi.Output.all(datasources, provider, boards).apply(kube.content_checksum),
+                         # Grafana reads the datasource password when it provisions (at start).
+                         **({"checksum/secrets": pulumi.Output.unsecret(pulumi.Output.from_input(pg.password).apply(
+                             kube.content_checksum))} if pg is not None and pg.password is not None else {})},
         ingress_from=ingress,
         egress_to=egress,
         singleton=SINGLETON,

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, secret_files
 from components.monitoring import workload as wl
 from components.monitoring.args import LokiArgs, MonitoringStackArgs
 
@@ -163,10 +163,13 @@ def deploy_loki(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: 
                           data={"loki.yaml": config}, opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
     env: list[dict[str, Any]] = []
     egress: list[kube.NetworkPeer] = []
+    files = [wl.config_files("config", "/etc/loki", {"configMap": {"name": f"{LOKI}-config"}})]
     if loki.s3 is not None:
         if loki.s3.credentials_secret:
-            env += [kube.secret_env(key, loki.s3.credentials_secret, key)
-                    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+            # The SDK's shared credentials file, mounted: the keys are never variables.
+            files.append(secret_files.secret_volume("s3-credentials", loki.s3.credentials_secret,
+                                                    "/run/secrets/loki-s3", ["credentials"]))
+            env.append({"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/run/secrets/loki-s3/credentials"})
         # S3 itself, or an S3-compatible server inside the cluster.
         egress += [kube.INTERNET_PEER, *wl.private_network([443, 9000])]
     return wl.deploy(parent, "StatefulSet", wl.Workload(
@@ -176,7 +179,7 @@ def deploy_loki(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: 
         ports={"http": LOKI_PORT},
         args=[f"-config.file=/etc/loki/loki.yaml", "-target=all"],
         env=env,
-        files=[wl.config_files("config", "/etc/loki", {"configMap": {"name": f"{LOKI}-config"}})],
+        files=files,
         data=loki.storage,
         data_path=LOKI_DIR,
         resources=loki.resources,

@@ -82,6 +82,9 @@ def scrape_configs(args: MonitoringStackArgs) -> list[Config]:
         jobs.append(_agent_pods("alloy", args.node_agents_namespace))
     jobs += [_kubelet("kubelet", "/metrics"), _kubelet("kubelet-cadvisor", "/metrics/cadvisor")]
     jobs.append(_annotated_pods(args.app_namespace))
+    if args.gateway_metrics:
+        assert args.gateway_namespace is not None
+        jobs.append(_gateway_proxies(args.gateway_namespace))
     jobs += [_scrape_target(t) for t in args.scrape_targets]
     return jobs
 
@@ -152,6 +155,29 @@ def _annotated_pods(namespace: str) -> Config:
     }
 
 
+GATEWAY_METRICS_PORT = 19001  # Envoy's admin stats listener on Envoy Gateway's proxies
+
+
+def _gateway_proxies(namespace: str) -> Config:
+    """The public gateway's Envoy proxies (request rates, upstream errors and latency by route).
+    Envoy Gateway names their Service after a hash, so pods are found by the owning-gateway label."""
+    return {
+        "job_name": "gateway",
+        "metrics_path": "/stats/prometheus",
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_kubernetes_pod_labelpresent_gateway_envoyproxy_io_owning_gateway_name"],
+             "regex": "true", "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_pod_ip"], "regex": "(.+)",
+             "target_label": "__address__", "replacement": f"$1:{GATEWAY_METRICS_PORT}"},
+            {"target_label": "component", "replacement": "gateway"},
+            _copy("__meta_kubernetes_namespace", "namespace"),
+            _copy("__meta_kubernetes_pod_name", "pod"),
+        ],
+    }
+
+
 def _scrape_target(t: ScrapeTarget) -> Config:
     """Every ready endpoint of one Service port."""
     job: Config = {
@@ -170,6 +196,8 @@ def _scrape_target(t: ScrapeTarget) -> Config:
         job["relabel_configs"].append({"target_label": "component", "replacement": t.component})
     if t.interval:
         job["scrape_interval"] = t.interval
+    if t.honor_labels:
+        job["honor_labels"] = True
     return job
 
 
@@ -178,6 +206,8 @@ def discovery_namespaces(args: MonitoringStackArgs) -> list[str]:
     names = [args.app_namespace]
     if args.node_agents:
         names.append(args.node_agents_namespace)
+    if args.gateway_metrics and args.gateway_namespace:
+        names.append(args.gateway_namespace)
     names += [t.namespace for t in args.scrape_targets]
     return list(dict.fromkeys(names))
 
@@ -208,6 +238,8 @@ def deploy(parent: pulumi.Resource, args: MonitoringStackArgs, depends_on: list[
     egress = [
         kube.NetworkPeer(namespace=args.app_namespace),  # app and data-store pods, on their annotated ports
         *[kube.NetworkPeer(namespace=n, ports=tuple(scrape_ports)) for n in {t.namespace for t in args.scrape_targets}],
+        *([kube.NetworkPeer(namespace=args.gateway_namespace, ports=(GATEWAY_METRICS_PORT,))]
+          if args.gateway_metrics and args.gateway_namespace else []),
         # Only the parts this stack runs: an opening for an absent part would admit any pod later so named.
         *([wl.same_namespace("alertmanager", [9093])] if args.alertmanager is not None else []),
         wl.same_namespace("grafana", [3000]),

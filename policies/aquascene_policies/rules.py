@@ -272,11 +272,21 @@ NETWORK_RULES = [
 
 SECRET_RULES = [
     Rule(
+        "secrets-as-files",
+        "Secrets reach containers as mounted files, never as environment variables (CKV_K8S_35).",
+        MANDATORY,
+        HIGH,
+        "Mount the Secret read-only (defaultMode 0400) and point the program at the file: the engine's "
+        "SECRETS_DIR, or the image's *_FILE / __FILE setting.",
+        "secrets",
+        secrets.secrets_as_files,
+    ),
+    Rule(
         "no-secret-env-literals",
         "No secret-looking values as literal container env values.",
         MANDATORY,
         CRITICAL,
-        "Store the value in a Kubernetes Secret and reference it with env[].valueFrom.secretKeyRef (AppService SecretEnv).",
+        "Store the value in a Kubernetes Secret and mount it as a read-only file (AppService SecretEnv).",
         "secrets",
         secrets.no_secret_env_literals,
         config={"allowedNames": {**_STRINGS, "description": "env names (globs) never treated as secrets", "default": []}},

@@ -1,4 +1,5 @@
-"""Secret rules: no secret-looking values in container env literals or ConfigMaps.
+"""Secret rules: secrets reach containers as mounted files, never through the environment
+(Checkov CKV_K8S_35); no secret-looking values in container env literals or ConfigMaps.
 
 Messages name the variable or key, never the value.
 """
@@ -73,7 +74,25 @@ def no_secret_env_literals(args: ResourceValidationArgs, config: Mapping[str, An
             name = str(env.get("name", ""))
             kind = secret_kind(name, env.get("value"), allowed)
             if kind:
-                yield f"{ref}: {c} env {name} holds {kind} as a literal; use valueFrom.secretKeyRef"
+                yield f"{ref}: {c} env {name} holds {kind} as a literal; mount it from a Secret as a file"
+
+
+def secrets_as_files(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
+    """A Secret in the environment leaks into crash dumps, `describe` output and child processes."""
+    spec = k8s.pod_spec(args.resource_type, args.props)
+    if spec is None:
+        return
+    ref = k8s.ref(args.resource_type, args.props, args.name)
+    for c in k8s.containers(spec):
+        for env in as_list(c.spec.get("env")):
+            env = as_map(env)
+            secret = as_map(as_map(env.get("valueFrom")).get("secretKeyRef"))
+            if secret:
+                yield f"{ref}: {c} env {env.get('name')} reads Secret {secret.get('name')} into the environment"
+        for source in as_list(c.spec.get("envFrom")):
+            secret = as_map(as_map(source).get("secretRef"))
+            if secret:
+                yield f"{ref}: {c} envFrom loads Secret {secret.get('name')} into the environment"
 
 
 def no_secrets_in_configmaps(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:

@@ -77,6 +77,13 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def direct_postgres_url(postgres_url: str) -> str:
+    """PostgreSQL itself, for what the stacks connect directly (backup and restore jobs):
+    TEST_DIRECT_DATABASE_URL when TEST_DATABASE_URL goes through PgBouncer, else the same URL."""
+    return os.environ.get("TEST_DIRECT_DATABASE_URL") or postgres_url
+
+
+@pytest.fixture(scope="session")
 def pg_engine(postgres_url: str) -> Iterator[Engine]:
     engine = create_sync_engine(postgres_url)
     yield engine

@@ -93,7 +93,10 @@ def drop_database(url: str, name: str) -> None:
 
 
 @pytest.fixture
-def drill(postgres_url: str, redis_url: str, s3_endpoint: str, smtp_server) -> Iterator[Drill]:  # noqa: ANN001
+def drill(direct_postgres_url: str, redis_url: str, s3_endpoint: str, smtp_server) -> Iterator[Drill]:  # noqa: ANN001
+    # The backup job connects to PostgreSQL directly, as in the stacks: pg_dump and the restore's
+    # database swap need sessions of their own, which a transaction pooler does not give.
+    postgres_url = direct_postgres_url
     url = make_url(postgres_url).set(database=DRILL_DB).render_as_string(hide_password=False)
     with admin(postgres_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DRILL_DB}" WITH (FORCE)')

@@ -132,6 +132,10 @@ def pods_not_running_now(objects: Iterable[StackObject]) -> list[tuple[str | Non
             labels = {**((obj.manifest["spec"].get("inheritedMetadata") or {}).get("labels") or {}),
                       "cnpg.io/cluster": obj.name}
             found.append((obj.namespace, labels, "CloudNativePG runs the instances of a Cluster"))
+        elif obj.kind == "Pooler" and obj.api_version.startswith("postgresql.cnpg.io/"):
+            labels = {**(((obj.manifest["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}),
+                      "cnpg.io/poolerName": obj.name}
+            found.append((obj.namespace, labels, "CloudNativePG runs the PgBouncer pods of a Pooler"))
     return found
 
 

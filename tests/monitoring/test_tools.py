@@ -140,6 +140,21 @@ def test_amtool_check_config_on_the_generated_alertmanager_yml(amtool, tmp_path,
     assert "4 receivers" in output
 
 
+@pytest.mark.parametrize("env,receivers", [
+    ("staging", {}),
+    ("prod", {"alert_smtp_password": "smtp-password", "alert_slack_webhook_url": "https://hooks.slack.com/services/T0/B0/X"}),
+], ids=["staging", "prod-with-receivers"])
+def test_amtool_check_config_on_the_deployed_alertmanager_configmap(amtool, tmp_path, run_stack, env, receivers):
+    """Exactly the file the stack deploys (a ConfigMap: its secrets are *_file references)."""
+    rec = run_stack(env, receivers)
+    text = rec.k8s_object("ConfigMap", "alertmanager-config")["data"]["alertmanager.yml"]
+    assert ("smtp_auth_password_file" in text) == bool(receivers)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    output = run(amtool, "check-config", str(path))
+    assert "SUCCESS" in output and "4 receivers" in output
+
+
 def test_dashboard_queries_are_valid_promql(promtool, tmp_path):
     """Every panel query, as a recording rule, through promtool's parser."""
     rules = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from components import kube
 from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
 
@@ -100,12 +101,8 @@ def test_plain_env_goes_to_configmap_and_secrets_by_reference(run_program):
     assert rec.k8s_object("ConfigMap", "content-manager-config")["data"] == {"LOG_LEVEL": "INFO"}
     c = container(dep)
     assert c["envFrom"] == [{"configMapRef": {"name": "content-manager-config"}}]
-    assert c["env"] == [
-        {
-            "name": "DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": "postgres-app", "key": "url"}},
-        }
-    ]
+    assert "env" not in c  # secrets are files, never variables
+    assert app_secret_refs(dep["spec"]["template"]["spec"]) == {"DATABASE_URL": {"name": "postgres-app", "key": "url"}}
 
 
 def test_env_name_cannot_be_both_plain_and_secret():

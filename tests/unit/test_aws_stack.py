@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from stacks.config import ConfigError
 
 
@@ -103,9 +104,9 @@ def test_managed_rds_and_elasticache_keep_the_same_app_secrets(run_stack):
     secrets = {r.plain_inputs["metadata"]["name"]: r.plain_inputs["stringData"] for r in rec.kubernetes("Secret")}
     assert secrets["postgres-app"]["url"].startswith("postgresql://")
     assert secrets["redis-auth"]["url-content-manager"].startswith("rediss://")
-    container = rec.k8s_object("Deployment", "distributor")["spec"]["template"]["spec"]["containers"][0]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert refs["DATABASE_URL"] == {"name": "postgres-app", "key": "url"}
+    refs = app_secret_refs(rec.k8s_object("Deployment", "distributor")["spec"]["template"]["spec"])
+    assert refs["DATABASE_URL"] == {"name": "postgres-pooler-app", "key": "url"}  # through RDS Proxy
+    assert ".proxy-" in secrets["postgres-pooler-app"]["url"]
     assert refs["REDIS_URL"] == {"name": "redis-auth", "key": "url-distributor"}
     egress = rec.k8s_object("NetworkPolicy", "distributor")["spec"]["egress"]
     vpc_rules = [r for r in egress if r["to"][0].get("ipBlock", {}).get("cidr") == "10.0.0.0/16"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from components import kube
 from components.app_service import SecretEnv
 from components.backup import BackupSchedule, BackupScheduleArgs, _after
@@ -48,10 +49,11 @@ def test_cronjobs_per_target_plus_verify_and_prune(run_program):
 
 def test_credentials_by_secret_and_bucket_by_env(run_program):
     rec = schedule(run_program)
-    container = rec.k8s_object("CronJob", "postgres-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e for e in container["env"]}
+    pod = rec.k8s_object("CronJob", "postgres-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["BACKUP_BUCKET"]["value"] == "system-backups"
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-app", "key": "url"}
+    assert "DATABASE_URL" not in env
+    assert app_secret_refs(pod)["DATABASE_URL"] == {"name": "postgres-app", "key": "url"}
 
 
 def test_irsa_role_annotates_the_service_account(run_program):

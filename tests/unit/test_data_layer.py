@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from components import kube
 from components.object_store import SEED_BUCKETS, BucketSpec, ObjectStore, ObjectStoreArgs, bucket_setup_script
 from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, PostgresStorage
@@ -77,10 +78,18 @@ def test_postgres_tuning_from_the_seed(run_program):
 def test_postgres_passwords_referenced_never_inlined(run_program):
     rec = pg(run_program, instances=2)
     for sts in rec.kubernetes("StatefulSet"):
-        for container in sts.plain_inputs["spec"]["template"]["spec"]["containers"]:
+        pod = sts.plain_inputs["spec"]["template"]["spec"]
+        # The credentials Secret is mounted read-only (0400) into both containers; variables only name files.
+        assert {"name": "credentials", "secret": {"secretName": "postgres-credentials", "defaultMode": 0o400}} in pod["volumes"]
+        for container in pod["containers"]:
+            assert {"name": "credentials", "mountPath": "/run/secrets/postgres", "readOnly": True} in container["volumeMounts"]
             for e in container["env"]:
+                assert "valueFrom" not in e or "secretKeyRef" not in e["valueFrom"], e
                 if "PASS" in e["name"]:
-                    assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"] == "postgres-credentials"
+                    assert e["name"].endswith("_FILE") and e["value"].startswith("/run/secrets/postgres/"), e
+    scripts = rec.k8s_object("ConfigMap", "postgres-config")["data"]
+    assert '\\set app_password `cat "$SECRETS_DIR/app-password"`' in scripts["init-primary.sh"]
+    assert 'PGPASSWORD="$(cat "$SECRETS_DIR/replication-password")"' in scripts["start-replica.sh"]
     secrets = {r.plain_inputs["metadata"]["name"]: r for r in rec.kubernetes("Secret")}
     app = secrets["postgres-app"].plain_inputs
     assert app["type"] == "kubernetes.io/basic-auth"
@@ -233,9 +242,17 @@ def test_redis_password_mounted_not_on_command_line(run_program):
     container = pod["containers"][0]
     assert container["command"] == ["sh", "/etc/redis/start.sh"]
     assert {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True} in container["volumeMounts"]
-    assert env_of(container)["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+    assert "REDISCLI_AUTH" not in env_of(container)  # read from the file by the probe, for that call only
+    assert "$(cat /etc/redis/auth/password)" in container["readinessProbe"]["exec"]["command"][-1]
+    auth = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
+    assert auth["defaultMode"] == 0o400 and {i["key"] for i in auth["items"]} == {
+        "auth.conf", "password", "exporter-passwords.json"}
+    exporter = pod["containers"][1]
+    assert env_of(exporter)["REDIS_PASSWORD_FILE"]["value"] == "/etc/redis/auth/exporter-passwords.json"
+    assert {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True} in exporter["volumeMounts"]
     secret = rec.k8s_object("Secret", "redis-auth")["stringData"]
     assert secret["auth.conf"].startswith("requirepass ")
+    assert json.loads(secret["exporter-passwords.json"]) == {"redis://127.0.0.1:6379": secret["password"]}
     assert secret["url-content-manager"].endswith("@redis.ns.svc.cluster.local:6379/0")
     assert secret["url-ai-processor"].endswith("@redis.ns.svc.cluster.local:6379/1")
 
@@ -313,7 +330,10 @@ def test_object_store_probes_and_credentials(run_program):
     container = rec.k8s_object("StatefulSet", "object-store")["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
     assert container["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
-    assert env_of(container)["MINIO_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "object-store-root"
+    assert env_of(container)["MINIO_ROOT_PASSWORD_FILE"]["value"] == "/run/secrets/object-store/MINIO_ROOT_PASSWORD"
+    pod = rec.k8s_object("StatefulSet", "object-store")["spec"]["template"]["spec"]
+    root = next(v for v in pod["volumes"] if v["name"] == "root-credentials")["secret"]
+    assert root["secretName"] == "object-store-root" and root["defaultMode"] == 0o400
     app = rec.k8s_object("Secret", "object-store-app")["stringData"]
     assert app["access-key"] == "aquascene-app"  # the apps never get the root user
     assert app["endpoint"] == "http://object-store.ns.svc.cluster.local:9000"
@@ -375,10 +395,11 @@ def test_distributed_object_store_in_cluster_when_chosen(run_stack):
 def test_every_app_reads_connection_settings_from_secrets(run_stack, env):
     rec = run_stack(env)
     for service in CONTENT_SERVICES:
-        container = rec.k8s_object("Deployment", service.name)["spec"]["template"]["spec"]["containers"][0]
-        env_vars = env_of(container)
+        pod = rec.k8s_object("Deployment", service.name)["spec"]["template"]["spec"]
+        assert "env" not in pod["containers"][0]
+        env_vars = app_secret_refs(pod)
         expected = {
-            "DATABASE_URL": ("postgres-app", "url"),
+            "DATABASE_URL": ("postgres-pooler-app", "url"),  # through the pooler
             "REDIS_URL": ("redis-auth", f"url-{service.name}"),
         }
         s3_keys = {
@@ -393,7 +414,7 @@ def test_every_app_reads_connection_settings_from_secrets(run_stack, env):
             sa = rec.k8s_object("ServiceAccount", service.name)
             assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
         for name, (secret, key) in expected.items():
-            assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}, (service.name, name)
+            assert env_vars[name] == {"name": secret, "key": key}, (service.name, name)
         config = rec.k8s_object("ConfigMap", f"{service.name}-config")["data"]
         assert "content-assets" in config["S3_BUCKET_ASSETS"]
         assert not any(k in config for k in [*expected, *s3_keys])  # never in a ConfigMap
@@ -415,7 +436,8 @@ def test_migration_job_runs_before_the_services(run_stack):
     job = rec.k8s_object("Job", "content-engine-migrate")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "app", "migrate"]
-    assert env_of(container)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-app", "key": "url"}
+    # Directly to PostgreSQL (DDL needs a session of its own), as a mounted file.
+    assert app_secret_refs(job["spec"]["template"]["spec"]) == {"DATABASE_URL": {"name": "postgres-app", "key": "url"}}
     [job_resource] = [r for r in rec.of_type("kubernetes:batch/v1:Job") if r.name == "migrate-job"]
     for svc in rec.of_type("aquascene:app:AppService"):
         assert job_resource.urn in svc.dependencies  # depending on a component = on its children

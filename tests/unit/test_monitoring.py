@@ -80,7 +80,7 @@ def test_secret_outputs_stay_secret(run_program):
 
     rec = run_program(program)
     secrets = {r.plain_inputs["metadata"]["name"]: r for r in rec.kubernetes("Secret")}
-    for name in ("alertmanager-config", "grafana-datasources", "grafana-admin"):
+    for name in ("alertmanager-secrets", "grafana-datasources", "grafana-admin"):
         assert is_secret(secrets[name].inputs["stringData"]), name
     sts = rec.k8s_object("StatefulSet", "alertmanager")
     assert not is_secret(next(r for r in rec.kubernetes("StatefulSet")
@@ -125,10 +125,61 @@ SEED_ALERTS = {
 def test_every_seed_alert_keeps_its_threshold_duration_severity_and_team(alert):
     threshold, duration, severity, team = SEED_ALERTS[alert]
     rule = alert_rules()[alert]
-    assert rule["expr"].rstrip().endswith(threshold) or f"{threshold} or" in rule["expr"]
+    expr = rule["expr"].rstrip()
+    assert expr.endswith(threshold) or f"{threshold} or" in expr or f"{threshold})" in expr
     assert rule["for"] == duration
     assert rule["labels"] == {"severity": severity, "team": team}
     assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_prod_monitoring_sees_cloudnative_pg_every_service_latency_certificates_and_the_wal_archive():
+    rules = alert_rules()
+    # CloudNativePG's exporter beside postgres_exporter: the alerts hold in either PostgreSQL mode.
+    assert "cnpg_collector_up == 0" in rules["PostgresDown"]["expr"] and "pg_up == 0" in rules["PostgresDown"]["expr"]
+    assert "cnpg_backends_total" in rules["DatabaseConnectionsFull"]["expr"]
+    for service, alert in [("content-manager", "ContentManagerDown"), ("ai-processor", "AIProcessorDown"),
+                           ("web-scraper", "WebScraperDown"), ("distributor", "DistributorDown"),
+                           ("subscriber-manager", "SubscriberManagerDown")]:
+        assert f'up{{job="{service}"}} == 0' in rules[alert]["expr"], alert
+        assert rules[alert]["labels"]["severity"] == "critical"
+    assert rules["APIHighLatency"]["expr"] == "job:http_request_duration_seconds:p99_rate5m > 5"
+    assert rules["APIHighLatency"]["for"] == "5m"
+    assert "< 14 * 24 * 3600" in rules["CertificateExpiringSoon"]["expr"]
+    assert "certmanager_certificate_expiration_timestamp_seconds" in rules["CertificateExpiringSoon"]["expr"]
+    assert "cnpg_pg_stat_archiver_seconds_since_last_archival) > 3600" in rules["WALArchivingStale"]["expr"]
+
+
+def test_postgres_dashboard_reads_either_exporter():
+    """statefulset mode runs postgres_exporter (pg_*), cloudnative-pg mode CloudNativePG's own (cnpg_*)."""
+    import json
+
+    panels = json.loads(dashboards()["postgres.json"])["panels"]
+    for panel in panels:
+        for target in panel["targets"]:
+            if "pg_" in target["expr"].replace("cnpg_", ""):
+                assert "cnpg_" in target["expr"], (panel["title"], target["expr"])
+    titles = {p["title"] for p in panels}
+    assert {"WAL Archive Age (CloudNativePG)", "Pooler Clients and Server Connections"} <= titles
+
+
+def test_gateway_proxies_and_cert_manager_are_scraped(run_stack):
+    rec = run_stack("prod")
+    config = yaml.safe_load(rec.k8s_object("ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    gateway = jobs["gateway"]
+    assert gateway["metrics_path"] == "/stats/prometheus"
+    assert gateway["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["aquascene-prod-gateway"]}}]
+    assert {"target_label": "component", "replacement": "gateway"} in gateway["relabel_configs"]
+    assert jobs["cert-manager"]["honor_labels"] is True
+    egress = rec.k8s_object("NetworkPolicy", "prometheus")["spec"]["egress"]
+    assert any(p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+               == "aquascene-prod-gateway" and r["ports"] == [{"port": 19001, "protocol": "TCP"}]
+               for r in egress for p in r["to"])
+    # Prometheus may list the gateway namespace's pods (a Role there, not cluster-wide).
+    assert any(r.plain_inputs["metadata"]["namespace"] == "aquascene-prod-gateway" for r in rec.kubernetes("RoleBinding"))
+    assert "gateway" not in {j["job_name"] for j in yaml.safe_load(run_stack(
+        "dev", {"ingress": {"mode": "ingress"}}).k8s_object("ConfigMap", "prometheus-config")["data"]["prometheus.yml"])[
+        "scrape_configs"]}
 
 
 def test_alerts_use_the_metrics_the_engine_and_exporters_export():
@@ -164,7 +215,7 @@ def test_data_store_and_disk_alerts():
 def test_rules_configmap_carries_the_rule_files_byte_for_byte(prod):
     assert prod.k8s_object("ConfigMap", "prometheus-rules")["data"] == rule_files()
     assert set(rule_files()) == {"content-engine-alerts.yml", "data-stores.yml", "recording.yml", "backups.yml",
-                                "releases.yml"}
+                                "releases.yml", "platform.yml"}
 
 
 # -------------------------------------------------------------------- prometheus
@@ -245,9 +296,11 @@ def test_alertmanager_routes_from_the_seed():
                                         "equal": ["cluster", "namespace", "instance"]}]
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["critical-alerts"]["email_configs"][0]["to"] == "on-call@aquascene.bg"
-    assert receivers["critical-alerts"]["slack_configs"][0]["api_url"] == SLACK
+    # The secrets by file only: the config itself carries none.
+    assert receivers["critical-alerts"]["slack_configs"][0]["api_url_file"] == "/etc/alertmanager/secrets/slack-webhook-url"
     assert receivers["platform-team"]["slack_configs"][0]["channel"] == "#platform-alerts"
-    assert config["global"]["smtp_auth_password"] == "smtp-secret"
+    assert config["global"]["smtp_auth_password_file"] == "/etc/alertmanager/secrets/smtp-password"
+    assert "smtp-secret" not in str(config) and SLACK not in str(config)
 
 
 def test_alertmanager_without_secrets_has_no_email_or_slack():
@@ -256,16 +309,23 @@ def test_alertmanager_without_secrets_has_no_email_or_slack():
     assert all(set(r) == {"name"} for r in config["receivers"])
 
 
-def test_alertmanager_config_is_a_secret_not_a_configmap(prod):
-    secret = next(r for r in prod.kubernetes("Secret") if r.plain_inputs["metadata"]["name"] == "alertmanager-config")
-    assert is_secret(secret.inputs["stringData"])
-    text = secret.plain_inputs["stringData"]["alertmanager.yml"]
-    assert "smtp-secret" in text and SLACK in text
+def test_alertmanager_config_is_a_configmap_its_secrets_mounted_files(prod):
+    """A routing change diffs in a preview; the two secrets stay in a Secret, mounted 0400 read-only."""
+    config = prod.k8s_object("ConfigMap", "alertmanager-config", NS)
+    assert not is_secret(next(r for r in prod.kubernetes("ConfigMap")
+                              if r.plain_inputs["metadata"]["name"] == "alertmanager-config").inputs["data"])
+    text = config["data"]["alertmanager.yml"]
+    assert "smtp_auth_password_file: /etc/alertmanager/secrets/smtp-password" in text
     for r in prod.kubernetes("ConfigMap"):
         assert "smtp-secret" not in str(r.plain_inputs) and SLACK not in str(r.plain_inputs)
-    sts = prod.k8s_object("StatefulSet", "alertmanager", NS)
-    volumes = sts["spec"]["template"]["spec"]["volumes"]
-    assert {"name": "config", "secret": {"secretName": "alertmanager-config"}} in volumes
+    secret = next(r for r in prod.kubernetes("Secret") if r.plain_inputs["metadata"]["name"] == "alertmanager-secrets")
+    assert is_secret(secret.inputs["stringData"])
+    assert secret.plain_inputs["stringData"] == {"smtp-password": "smtp-secret", "slack-webhook-url": SLACK}
+    pod = prod.k8s_object("StatefulSet", "alertmanager", NS)["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": "alertmanager-config"}} in pod["volumes"]
+    assert {"name": "secrets", "secret": {"secretName": "alertmanager-secrets", "defaultMode": 0o400}} in pod["volumes"]
+    assert {"name": "secrets", "mountPath": "/etc/alertmanager/secrets", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"])
 
 
 def test_alertmanager_replicas_gossip_and_have_a_disruption_budget(prod):
@@ -289,19 +349,28 @@ def test_grafana_datasources_prometheus_loki_and_read_only_postgres(prod):
     pg = sources["PostgreSQL"]
     assert pg["url"] == "postgres-ro.aquascene-prod.svc.cluster.local:5432"
     assert pg["user"] == "grafana_ro" and pg["jsonData"]["database"] == "content_engine"
-    assert pg["secureJsonData"] == {"password": "${POSTGRES_READONLY_PASSWORD}"}
+    # Grafana expands $__file{} when it reads the provisioning file: the password is a mounted file.
+    assert pg["secureJsonData"] == {"password": "$__file{/run/secrets/grafana/postgres-password}"}
     assert "ro-secret" not in data["datasources.yaml"]
-    env = {e["name"]: e for e in prod.k8s_object("StatefulSet", "grafana", NS)["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["POSTGRES_READONLY_PASSWORD"]["valueFrom"] == {
-        "secretKeyRef": {"name": "grafana-datasources", "key": "postgres-password"}}
+    assert grafana_secret_files(prod.k8s_object("StatefulSet", "grafana", NS))["postgres-password"] == (
+        "grafana-datasources", "postgres-password")
     assert prod.k8s_object("Secret", "grafana-datasources", NS)["stringData"] == {"postgres-password": "ro-secret"}
+
+
+def grafana_secret_files(statefulset):
+    """file -> (Secret, key) of Grafana's mounted credentials; and the mount is read-only at the files' directory."""
+    pod = statefulset["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "credentials"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "credentials"]
+    assert mount == {"name": "credentials", "mountPath": "/run/secrets/grafana", "readOnly": True}
+    assert volume["projected"]["defaultMode"] == 0o400
+    return {i["path"]: (s["secret"]["name"], i["key"]) for s in volume["projected"]["sources"] for i in s["secret"]["items"]}
 
 
 def test_grafana_postgres_password_may_come_from_an_existing_secret(run_program):
     pg = GrafanaPostgres(host="pg", database="db", user="ro", password_secret=SecretKeyRef("pg-readonly", "password"))
     rec = run_program(lambda: MonitoringStack("m", dev_args(grafana=GrafanaArgs(postgres=pg))))
-    env = {e["name"]: e for e in rec.k8s_object("StatefulSet", "grafana")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["POSTGRES_READONLY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "pg-readonly", "key": "password"}
+    assert grafana_secret_files(rec.k8s_object("StatefulSet", "grafana"))["postgres-password"] == ("pg-readonly", "password")
     with pytest.raises(KeyError):
         rec.k8s_object("Secret", "grafana-datasources")
 
@@ -312,8 +381,9 @@ def test_grafana_admin_password_is_generated_and_read_from_a_secret(prod):
     secret = prod.k8s_object("Secret", "grafana-admin", NS)
     assert secret["stringData"]["admin-password"] == password.outputs["result"]
     env = {e["name"]: e for e in prod.k8s_object("StatefulSet", "grafana", NS)["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"] == {
-        "secretKeyRef": {"name": "grafana-admin", "key": "admin-password"}}
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"]["value"] == "/run/secrets/grafana/admin-password"
+    assert grafana_secret_files(prod.k8s_object("StatefulSet", "grafana", NS))["admin-password"] == (
+        "grafana-admin", "admin-password")
     assert env["GF_USERS_ALLOW_SIGN_UP"]["value"] == "false"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"]["value"] == "false"
     assert env["GF_SERVER_ROOT_URL"]["value"] == "https://grafana.aquascene.example"
@@ -700,3 +770,16 @@ def test_backup_alerts_watch_the_cronjobs_from_kube_state_metrics():
         '(time() - kube_cronjob_status_last_successful_time{cronjob=~".+-backup"}) > 26 * 3600'
     assert rules["BackupTooOld"]["labels"]["severity"] == "critical"
     assert "kube_job_status_failed" in rules["BackupJobFailed"]["expr"]
+
+
+def test_loki_static_s3_keys_are_a_mounted_shared_credentials_file(run_program):
+    s3 = LokiS3(bucket="logs", region="eu-west-1", endpoint="http://store:9000", credentials_secret="loki-s3")
+    rec = run_program(lambda: MonitoringStack("m", dev_args(loki=LokiArgs(storage_backend="s3", s3=s3))))
+    pod = rec.k8s_object("StatefulSet", "loki")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+    assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"] == "/run/secrets/loki-s3/credentials"
+    assert not any("valueFrom" in e for e in env.values())
+    assert {"name": "s3-credentials", "secret": {"secretName": "loki-s3", "defaultMode": 0o400,
+                                                 "items": [{"key": "credentials", "path": "credentials"}]}} in pod["volumes"]
+    assert {"name": "s3-credentials", "mountPath": "/run/secrets/loki-s3", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"])

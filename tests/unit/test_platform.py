@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.secret_support import app_secret_refs
 from stacks.catalog import CONTENT_SERVICES, SERVICE_NAMES
 from stacks.config import ConfigError
 
@@ -30,7 +31,8 @@ def test_namespace_is_restricted_and_closed(run_stack, env):
 def test_five_services_with_their_ports_and_profile(run_stack, env):
     replicas, hpa, requests, ai_limit, log_level, pool = EXPECTED[env]
     rec = run_stack(env)
-    in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"]
+    in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"
+                        and d.plain_inputs["metadata"]["labels"]["app.kubernetes.io/component"] == "api"]
     assert sorted(d.plain_inputs["metadata"]["name"] for d in in_app_namespace) == sorted(SERVICE_NAMES)
     for service in CONTENT_SERVICES:
         dep = rec.k8s_object("Deployment", service.name, f"aquascene-{env}")
@@ -154,8 +156,7 @@ def test_services_get_api_keys_from_a_generated_secret(run_stack):
     assert is_secret(generated)
     assert secret["stringData"]["api-keys"] == generated["value"] and len(generated["value"]) == 48
     for name in ("content-manager", "distributor"):
-        env = rec.k8s_object("Deployment", name)["spec"]["template"]["spec"]["containers"][0]["env"]
-        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env}
+        refs = app_secret_refs(rec.k8s_object("Deployment", name)["spec"]["template"]["spec"])
         assert refs["API_KEYS"] == {"name": "content-engine-api", "key": "api-keys"}
 
 

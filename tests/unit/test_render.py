@@ -36,7 +36,9 @@ def test_render_validates_every_object(env, rendered):
     deployments = sorted(p.name for p in (out / "Deployment").iterdir() if p.name.startswith(f"aquascene-{env}."))
     assert deployments == [
         f"aquascene-{env}.{name}.yaml"
-        for name in sorted(["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager"])
+        for name in sorted(["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager",
+                            # statefulset mode runs PgBouncer as a Deployment; CloudNativePG's operator runs prod's
+                            *(["postgres-pooler"] if env != "prod" else [])])
     ]
     manifest = yaml.safe_load((out / "Deployment" / f"aquascene-{env}.ai-processor.yaml").read_text())
     assert list(manifest)[:3] == ["apiVersion", "kind", "metadata"]
