@@ -63,6 +63,7 @@ class StackObject:
 class StackObjects:
     objects: list[StackObject]  # in dependency order
     helm_releases: list[str] = field(default_factory=list)  # "chart version" of each release, not sent
+    release_namespaces: list[str] = field(default_factory=list)  # namespaces those releases create
 
 
 def stack_objects(recording: Recording) -> StackObjects:
@@ -81,6 +82,8 @@ def stack_objects(recording: Recording) -> StackObjects:
     return StackObjects(
         objects=[StackObject(urn, applied_manifest(objects[urn])) for urn in ordered],
         helm_releases=[f"{r.plain_inputs.get('chart')} {r.plain_inputs.get('version')}" for r in releases],
+        release_namespaces=sorted({r.plain_inputs["namespace"] for r in releases
+                                   if r.plain_inputs.get("createNamespace") and r.plain_inputs.get("namespace")}),
     )
 
 
@@ -215,11 +218,18 @@ def check(stack: str, objects: StackObjects, cluster: Cluster) -> CheckReport:
     A dry run cannot place an object in a namespace that does not exist yet,
     so each namespace the stack creates and the cluster lacks is created for
     the check (from the stack's own manifest, so its Pod Security level
-    applies) and deleted afterwards. Nothing else is written.
+    applies; a Helm release's as a plain namespace) and deleted afterwards.
+    Nothing else is written.
     """
     temporary: list[StackObject] = []
     verdicts: list[Verdict] = []
     try:
+        for name in objects.release_namespaces:
+            if not cluster.namespace_exists(name):
+                namespace = StackObject(f"release-namespace:{name}", {
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                if cluster.apply(namespace) is None:
+                    temporary.append(namespace)
         for obj in objects.objects:
             if obj.kind == "Namespace" and obj.api_version == "v1" and not cluster.namespace_exists(obj.name):
                 error = cluster.apply(obj, dry_run=True) or cluster.apply(obj)

@@ -34,6 +34,29 @@ CLUSTER_PROVIDED = {
 }
 
 
+# ------------------------------------------------------------------ namespaces
+
+
+def namespaces_provided_elsewhere(objects: Iterable[StackObject]) -> list[str]:
+    """Namespaces the stack's objects live in but it does not create as Namespace objects:
+    a Helm release's (not applied here) or a platform team's (cert-manager installed for it)."""
+    objects = list(objects)
+    created = {o.name for o in objects if o.kind == "Namespace"}
+    return sorted({o.namespace for o in objects if o.namespace} - created)
+
+
+def provide_namespaces(cluster: Cluster, names: Iterable[str]) -> list[StackObject]:
+    """Stand in for whoever provides these namespaces: create those missing; what was created."""
+    created = []
+    for name in names:
+        if not cluster.namespace_exists(name):
+            namespace = StackObject(f"provided:{name}", {"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": name}})
+            assert cluster.apply(namespace) is None
+            created.append(namespace)
+    return created
+
+
 # ------------------------------------------------------------------ waiting
 
 

@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from tooling import cli, render
-from tooling.check import Cluster
+from tooling.check import Cluster, stack_objects
+from tests.conftest import recorded_stack
+from tests.live.kube_support import namespaces_provided_elsewhere, provide_namespaces
+
+
+@pytest.fixture(autouse=True)
+def platform_namespaces(cluster: Cluster):
+    """What the platform team installs for dev (cert-manager's namespace): there before the check."""
+    provided = provide_namespaces(cluster, namespaces_provided_elsewhere(stack_objects(recorded_stack("dev")).objects))
+    yield
+    for namespace in provided:
+        cluster.delete(namespace)
+    cluster.wait_gone(provided, timeout_seconds=120)
 
 
 def test_check_dev_exits_0_with_every_object_accepted(cluster: Cluster, capsys) -> None:

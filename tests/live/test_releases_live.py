@@ -9,7 +9,8 @@ import pytest
 
 from stacks.program import program
 from tests.conftest import stack_config
-from tests.live.kube_support import not_ready, selection_problems, wait_until
+from tests.live.kube_support import (namespaces_provided_elsewhere, not_ready, provide_namespaces,
+                                     selection_problems, wait_until)
 from tests.live.test_stacks_live import READY_TIMEOUT_SECONDS, apply_all, delete_all, update_all
 from tooling.check import Cluster, StackObjects, stack_objects
 from tooling.recording import record
@@ -37,6 +38,7 @@ def test_a_release_step_applies_in_place(cluster: Cluster, first: dict, second: 
     before, after = staging_with(first), staging_with(second)
     namespaces = [o for o in before.objects if o.kind == "Namespace"]
     assert cluster.wait_gone(namespaces, timeout_seconds=240) == []
+    provided = provide_namespaces(cluster, namespaces_provided_elsewhere(after.objects))
     try:
         assert apply_all(cluster, before.objects) == []
         assert wait_until(lambda: not_ready(cluster, before.objects), READY_TIMEOUT_SECONDS) == []
@@ -65,5 +67,5 @@ def test_a_release_step_applies_in_place(cluster: Cluster, first: dict, second: 
             assert weights == {SERVICE: 50, f"{SERVICE}-canary": 50}
             assert pod_uids(cluster, service.namespace, service.manifest["spec"]["selector"]) == serving
     finally:
-        left = delete_all(cluster, after.objects)
+        left = delete_all(cluster, [*provided, *after.objects])
     assert left == []

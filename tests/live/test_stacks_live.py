@@ -17,7 +17,8 @@ from stacks.program import program
 from tooling.recording import record
 from tests.conftest import recorded_stack, stack_config
 from tests.live.conftest import FIGURES
-from tests.live.kube_support import missing_references, not_ready, selection_problems, wait_until
+from tests.live.kube_support import (missing_references, namespaces_provided_elsewhere, not_ready,
+                                     provide_namespaces, selection_problems, wait_until)
 
 READY_TIMEOUT_SECONDS = 240
 DELETE_TIMEOUT_SECONDS = 240
@@ -94,6 +95,7 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
     changed = [o.ref for o in second.objects if before.get(o.ref) not in (None, o.manifest)]
     assert len(changed) >= 10, "the update must change images, replicas and resources"
 
+    provided = provide_namespaces(cluster, namespaces_provided_elsewhere(second.objects))
     started = time.monotonic()
     try:
         assert apply_all(cluster, first.objects) == []
@@ -118,6 +120,6 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
                     obj.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
     finally:
         deleting = time.monotonic()
-        left = delete_all(cluster, second.objects)
+        left = delete_all(cluster, [*provided, *second.objects])
         figures["delete_s"] = round(time.monotonic() - deleting, 1)
     assert left == [], f"still present {DELETE_TIMEOUT_SECONDS}s after deletion: {left}"
