@@ -120,8 +120,11 @@ def compose(config: StackConfig) -> Platform:
     services = list(platform.services.values())
     platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider],
                                                                     depends_on=[*services, *addons.ready]))
+    # Prometheus's Roles in the cert-manager namespace (an add-on's) and, in gateway mode, in the
+    # gateway namespace (the routes') need those namespaces first.
     platform.monitoring = compose_monitoring(config, data, images, pulumi.ResourceOptions(
-        providers=[provider], depends_on=[namespace, *addons.ready]))
+        providers=[provider], depends_on=[namespace, *addons.ready,
+                                          *([platform.routes] if config.ingress.mode == "gateway" else [])]))
     if config.backups.enabled:
         platform.backups = backup_schedule(config, data, image, in_namespace)
     return platform

@@ -75,6 +75,9 @@ def test_custom_resources_wait_for_the_releases_that_serve_their_crds(run_stack)
     assert {found["cert-manager"].urn, found["gateway-crds"].urn, gateway_class.urn} <= set(routes.dependencies)
     (monitoring,) = [r for r in rec.resources if r.type.endswith(":MonitoringStack")]
     assert found["cert-manager"].urn in monitoring.dependencies  # its Role in the cert-manager namespace
+    # ... and in the gateway namespace the routes create (depending on a component = on its children).
+    (gateway_ns,) = [r for r in rec.kubernetes("Namespace") if r.plain_inputs["metadata"]["name"] == "aquascene-prod-gateway"]
+    assert gateway_ns.urn in monitoring.dependencies
     assert found["envoy-gateway"].plain_inputs["values"]  # and the controller after its CRDs:
     assert found["gateway-crds"].urn in found["envoy-gateway"].dependencies
 
