@@ -105,3 +105,9 @@ def test_node_autoscaler_needs_the_aws_layer(run_stack):
 def test_addon_keys_are_checked(run_stack):
     with pytest.raises(ConfigError, match=r"aquascene:addons.karpenter: unknown key"):
         run_stack("dev", {"addons": {"karpenter": {"install": True}}})
+
+
+def test_a_platform_teams_cloudnative_pg_operator_is_asserted(run_stack):
+    rec = run_stack("prod", {"postgres": {"install_operator": False}})
+    assert "cnpg" not in releases(rec) and "plugin-barman-cloud" not in releases(rec)
+    assert {"clusters.postgresql.cnpg.io", "objectstores.barmancloud.cnpg.io"} <= {name for _, name in rec.reads}
