@@ -401,6 +401,13 @@ class PostgresCluster(pulumi.ComponentResource):
         depends: list[pulumi.Resource] = []
         if a.operator.install:
             depends = self._install_operator()
+        else:
+            # A platform team runs the operator: look up what it serves, so a preview fails at once
+            # on a cluster without it (the same as the cluster add-ons with install: false).
+            crds = ["clusters.postgresql.cnpg.io"] + (["objectstores.barmancloud.cnpg.io"] if a.backup else [])
+            for crd in crds:
+                k8s.apiextensions.v1.CustomResourceDefinition.get(
+                    f"{self._name}-{crd.split('.')[0]}-crd-present", crd, opts=pulumi.ResourceOptions(parent=self))
         cluster_opts = pulumi.ResourceOptions(parent=self, depends_on=depends)
         plugins = []
         if a.backup is not None:

@@ -76,6 +76,10 @@ def test_custom_resources_wait_for_the_releases_that_serve_their_crds(run_stack)
     assert {found["cert-manager"].urn, found["gateway-crds"].urn, gateway_class.urn} <= set(routes.dependencies)
     (monitoring,) = [r for r in rec.resources if r.type.endswith(":MonitoringStack")]
     assert found["cert-manager"].urn in monitoring.dependencies  # its Role in the cert-manager namespace
+    # ... and its RoleBinding in the gateway namespace, which the routes declare, waits for it.
+    (gateway_ns,) = [r for r in rec.kubernetes("Namespace") if r.plain_inputs["metadata"]["name"] == "aquascene-prod-gateway"]
+    (binding,) = [r for r in rec.kubernetes("RoleBinding") if rec.namespace_of(r) == "aquascene-prod-gateway"]
+    assert gateway_ns.urn in rec.prerequisites(binding.urn)
     assert found["envoy-gateway"].plain_inputs["values"]  # and the controller after its CRDs:
     assert found["gateway-crds"].urn in found["envoy-gateway"].dependencies
 
@@ -103,3 +107,9 @@ def test_node_autoscaler_needs_the_aws_layer(run_stack):
 def test_addon_keys_are_checked(run_stack):
     with pytest.raises(ConfigError, match=r"aquascene:addons.karpenter: unknown key"):
         run_stack("dev", {"addons": {"karpenter": {"install": True}}})
+
+
+def test_a_platform_teams_cloudnative_pg_operator_is_asserted(run_stack):
+    rec = run_stack("prod", {"postgres": {"install_operator": False}})
+    assert "cnpg" not in releases(rec) and "plugin-barman-cloud" not in releases(rec)
+    assert {"clusters.postgresql.cnpg.io", "objectstores.barmancloud.cnpg.io"} <= {name for _, name in rec.reads}
