@@ -11,6 +11,7 @@ import asyncio
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -108,8 +109,18 @@ class PrivateRedis:
 
         _wait(up, 10, "redis")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections hang instead of being refused."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None

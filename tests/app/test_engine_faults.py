@@ -168,6 +168,51 @@ def test_redis_stop_under_load_degrades_and_recovers_without_restart(postgres_ur
     assert found == len(acknowledged)
 
 
+def test_hanging_redis_costs_one_timeout_per_interval_not_per_request(postgres_url, pg_engine, private_redis, tmp_path, request):
+    from sqlalchemy import text
+
+    redis_server = private_redis
+    timeout = 0.5
+    engine = start_engine({"DATABASE_URL": postgres_url, "REDIS_URL": redis_server.url, "REDIS_TIMEOUT": str(timeout)}, tmp_path)
+    load = Load(engine.base_url, clients=8)
+    marks: dict[str, float] = {}
+
+    async def scenario() -> None:
+        await asyncio.sleep(2)
+        marks["paused"] = time.monotonic()
+        redis_server.pause()
+        await asyncio.sleep(5)
+        marks["resumed"] = time.monotonic()
+        redis_server.resume()
+        await asyncio.sleep(2)
+
+    try:
+        asyncio.run(load.run(scenario))
+    finally:
+        stop_engine(engine)
+    during = [o for o in load.outcomes if marks["paused"] <= o.started < marks["resumed"]]
+    slow = [o for o in during if o.elapsed >= timeout]
+    acknowledged = load.acknowledged_ids()
+    with pg_engine.connect() as conn:
+        found = conn.execute(text("SELECT count(*) FROM content WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": acknowledged}).scalar()
+        conn.execute(text("DELETE FROM content WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": acknowledged})
+        conn.commit()
+    report(request, "redis_hang", {
+        "hang_s": round(marks["resumed"] - marks["paused"], 1),
+        "requests_during_hang": len(during),
+        "slower_than_redis_timeout": len(slow),
+        "p99_during_hang_ms": round(percentile([o.elapsed for o in during], 0.99) * 1000),
+        "max_during_hang_ms": round(max(o.elapsed for o in during) * 1000),
+        "writes_acknowledged": len(acknowledged),
+        "writes_found": found,
+    })
+    assert all(o.status in (200, 201) for o in load.outcomes)
+    # Each 1 s interval lets the in-flight requests wait for one timeout; the rest skip Redis.
+    assert len(slow) <= len(during) * 0.2, (len(slow), len(during))
+    assert max(o.elapsed for o in during) < 4 * timeout
+    assert found == len(acknowledged)
+
+
 def test_s3_unavailable_upload_is_503_and_leaves_no_row(postgres_url, pg_engine, tmp_path, request):
     import boto3
     from moto.server import ThreadedMotoServer
