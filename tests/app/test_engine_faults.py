@@ -257,6 +257,7 @@ def test_s3_unavailable_upload_is_503_and_leaves_no_row(postgres_url, pg_engine,
     assert health["status"] == "degraded" and health["checks"]["storage"] == "unhealthy"
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 180)
 def test_soak_mixed_load_has_no_5xx_and_bounded_memory(postgres_url, redis_url, pg_engine, tmp_path, request):
     from sqlalchemy import text
 
