@@ -10,6 +10,7 @@ out: it fetches the URL it is given, and a fuzzer must never reach outside hosts
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from app.routers.content import ALLOWED_ASSET_TYPES
 from app.settings import load_settings
 from engine_support import API_KEY, AUTH, free_port
 
-EXAMPLES_PER_OPERATION = 40
+# 40 in CI; raise it (CONTRACT_EXAMPLES=500) for a deeper search while changing the API.
+EXAMPLES_PER_OPERATION = int(os.environ.get("CONTRACT_EXAMPLES", "40"))
 
 CONFIG = f"""
 [generation]
