@@ -40,7 +40,21 @@ expected-statuses = [400, 401, 403, 406, 415, 422, 428]
 
 
 _DATA_DIR = tempfile.mkdtemp(prefix="aquascene-contract-")
-_SMTP_PORT = free_port()
+
+
+def _start_mail_server():  # noqa: ANN202
+    """Subscriptions mail a confirmation: a local SMTP server receives it. Started at
+    collection, with the app, so no other test can take its port in between."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    controller = Controller(Sink(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller
+
+
+_MAIL_SERVER = _start_mail_server()
+_SMTP_PORT = _MAIL_SERVER.port
 
 
 def _contract_app():
@@ -75,15 +89,9 @@ schema = schemathesis.openapi.from_asgi(
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _local_mail_server() -> Iterator[None]:
-    """Subscriptions mail a confirmation: a local SMTP server receives it."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Sink
-
-    controller = Controller(Sink(), hostname="127.0.0.1", port=_SMTP_PORT)
-    controller.start()
+def _cleanup() -> Iterator[None]:
     yield
-    controller.stop()
+    _MAIL_SERVER.stop()
     shutil.rmtree(_DATA_DIR, ignore_errors=True)
 
 
