@@ -268,51 +268,8 @@ def _create_items(port: int, count: int) -> list[str]:
     return ids
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/engine read rounds (default 2)")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_bench"),
-        help="the engine's DATABASE_URL, e.g. a PgBouncer in front of PostgreSQL (env BENCH_DATABASE_URL)")
-    parser.add_argument("--direct-database-url", default=os.environ.get("BENCH_DIRECT_DATABASE_URL"),
-                        help="PostgreSQL itself, for creating the database and migrating (default: --database-url)")
-    parser.add_argument("--write-workers", default="1,4",
-                        help="uvicorn worker counts for the write runs (default 1,4)")
-    parser.add_argument("--pool-size", type=int, default=0,
-                        help="DB_POOL_SIZE per worker (default: 20 with one worker, 32/workers with more)")
-    parser.add_argument("--client", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.client:
-        client_main(args.client)
-        return
-
-    database_url = args.database_url
-    direct_url = args.direct_database_url or database_url
-    _ensure_database(direct_url)
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
-    env.update({
-        "PYTHONPATH": str(REPO),
-        "SERVICE_ROLE": "content-manager",
-        "ENVIRONMENT": "production",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "API_KEYS": API_KEY,
-        "DB_POOL_SIZE": "20",
-        "RATE_LIMIT_PER_MINUTE": "1000000000",
-        "CONTENT_CACHE_TTL": "600",
-        "DATA_DIR": str(workdir),
-    })
-    subprocess.run([sys.executable, "-m", "app", "migrate"], env={**env, "DATABASE_URL": direct_url},
-                   cwd=REPO, check=True, capture_output=True)
-
+def _read_benchmark(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict[str, dict]:
+    """Cached reads on the engine beside the bare app, and writes on one worker; prints the table."""
     engine_port, redis_only_port, bare_port = _free_port(), _free_port(), _free_port()
     engine = _start("app.main:app", engine_port, env, str(REPO))
     # The same engine with the per-process read cache off: every cached read goes to Redis.
@@ -383,6 +340,56 @@ def main() -> None:
           f"-> {'met' if cached['p99_ms'] <= 25 else 'NOT met'}")
     print(f"target p99 <= 25 ms at {args.concurrency} clients, writes: {writes['p99_ms']:.1f} ms "
           f"-> {'met' if writes['p99_ms'] <= 25 else 'NOT met'}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/engine read rounds (default 2)")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_bench"),
+        help="the engine's DATABASE_URL, e.g. a PgBouncer in front of PostgreSQL (env BENCH_DATABASE_URL)")
+    parser.add_argument("--direct-database-url", default=os.environ.get("BENCH_DIRECT_DATABASE_URL"),
+                        help="PostgreSQL itself, for creating the database and migrating (default: --database-url)")
+    parser.add_argument("--write-workers", default="1,4",
+                        help="uvicorn worker counts for the write runs (default 1,4)")
+    parser.add_argument("--pool-size", type=int, default=0,
+                        help="DB_POOL_SIZE per worker (default: 20 with one worker, 32/workers with more)")
+    parser.add_argument("--writes-only", action="store_true", help="only the write runs (--write-workers)")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args.client)
+        return
+
+    database_url = args.database_url
+    direct_url = args.direct_database_url or database_url
+    _ensure_database(direct_url)
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "SERVICE_ROLE": "content-manager",
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "API_KEYS": API_KEY,
+        "DB_POOL_SIZE": "20",
+        "RATE_LIMIT_PER_MINUTE": "1000000000",
+        "CONTENT_CACHE_TTL": "600",
+        "DATA_DIR": str(workdir),
+    })
+    subprocess.run([sys.executable, "-m", "app", "migrate"], env={**env, "DATABASE_URL": direct_url},
+                   cwd=REPO, check=True, capture_output=True)
+
+    results: dict[str, dict] = {} if args.writes_only else _read_benchmark(args, env, workdir)
     writes_by_workers = _measure_writes(args, env, workdir)
     print(f"\nwrites, POST /api/v1/content, {args.concurrency} clients, {args.duration:g}s per run, "
           f"database {_redact(database_url)}")
