@@ -2,8 +2,10 @@
 
 Redis when ``REDIS_URL`` is set, otherwise an in-process store with the same
 semantics (enough for one local instance). Redis errors never fail a request:
-the cache misses, the limiter lets the request through, and /health reports
-the store as unhealthy.
+the cache misses, the limiter lets the request through, idempotency keys are not
+checked, and /health reports the store as unhealthy. After a failure the store
+is skipped for ``RETRY_INTERVAL`` seconds, so a Redis that hangs (rather than
+refusing connections) costs one request per interval a timeout, not every request.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("app.cache")
 INVALIDATION_CHANNEL = "aquascene:cache-invalidation"
+RETRY_INTERVAL = 1.0
+
+
+class StoreUnavailable(RedisError):
+    """Redis failed recently; not asked again until the retry interval has passed."""
 
 
 class KeyValueStore(Protocol):
@@ -50,6 +57,7 @@ class RedisStore:
     def __init__(self, url: str, timeout: float, cluster: bool = False, prefix: str = "") -> None:
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.prefix = prefix
+        self._skip_until = 0.0
         if cluster:
             self.client = aioredis.RedisCluster.from_url(url, max_connections=128, **options)
             self.pubsub_client = aioredis.Redis.from_url(url, **options)
@@ -60,30 +68,53 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._skip_until
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        if self.available:  # log once per interval, not once per request
+            log.warning("redis %s failed, skipping redis for %.0fs: %s", what, RETRY_INTERVAL, exc)
+        self._skip_until = time.monotonic() + RETRY_INTERVAL
+
     async def get(self, key: str) -> bytes | None:
+        if not self.available:
+            return None
         try:
             return await self.client.get(self._key(key))
         except (RedisError, OSError) as exc:
-            log.warning("redis get failed: %s", exc)
+            self._failed("get", exc)
             return None
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
+        if not self.available:
+            return
         try:
             await self.client.set(self._key(key), value, ex=ttl)
         except (RedisError, OSError) as exc:
-            log.warning("redis set failed: %s", exc)
+            self._failed("set", exc)
 
     async def set_nx(self, key: str, value: bytes, ttl: int) -> bool:
         # Raises on Redis errors: callers rely on the answer for correctness.
-        return bool(await self.client.set(self._key(key), value, ex=ttl, nx=True))
+        if not self.available:
+            raise StoreUnavailable("redis failed recently")
+        try:
+            return bool(await self.client.set(self._key(key), value, ex=ttl, nx=True))
+        except (RedisError, OSError) as exc:
+            self._failed("set_nx", exc)
+            raise
 
     async def delete(self, *keys: str) -> None:
+        if not self.available:
+            return
         try:
             await self.client.delete(*(self._key(k) for k in keys))
         except (RedisError, OSError) as exc:
-            log.warning("redis delete failed: %s", exc)
+            self._failed("delete", exc)
 
     async def incr_window(self, key: str, ttl: int, amount: int = 1) -> int:
+        if not self.available:
+            return 0  # fail open: see RateLimiter
         try:
             pipe = self.client.pipeline()  # one key, so one cluster slot
             pipe.incrby(self._key(key), amount)
@@ -91,20 +122,26 @@ class RedisStore:
             count, _ = await pipe.execute()
             return int(count)
         except (RedisError, OSError) as exc:
-            log.warning("redis rate-limit counter failed, allowing request: %s", exc)
+            self._failed("rate-limit counter", exc)
             return 0
 
     async def ping(self) -> bool:
+        # Always asks (it is the health probe); an answer ends the skip at once.
         try:
-            return bool(await self.client.ping())
+            ok = bool(await self.client.ping())
         except (RedisError, OSError):
             return False
+        if ok:
+            self._skip_until = 0.0
+        return ok
 
     async def publish_invalidation(self, key: str) -> None:
+        if not self.available:
+            return
         try:
             await self.pubsub_client.publish(INVALIDATION_CHANNEL, key)
         except (RedisError, OSError) as exc:
-            log.warning("redis publish failed: %s", exc)
+            self._failed("publish", exc)
 
     async def follow_invalidations(self, local: LocalCache) -> None:
         """Drop local entries that any replica invalidated; runs until cancelled."""
@@ -265,6 +302,9 @@ class RateLimiter:
     ``sync_interval`` seconds or every ``batch_fraction`` of the limit;
     closer to the limit every hit is an atomic INCRBY on the shared counter.
     Across N processes a limit can be overrun by at most N x batch_fraction.
+
+    Fails open: while Redis is unreachable the shared count reads as 0 and
+    requests are allowed (availability over enforcement; see the README).
     """
 
     def __init__(

@@ -7,7 +7,8 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from app.errors import ApiError
 
@@ -57,7 +58,16 @@ def caller_of(request: Request) -> Caller:
     return caller
 
 
-async def identify(request: Request) -> Caller:
+# Documents the X-API-Key scheme in the OpenAPI document; caller_of reads the header itself.
+api_key_header = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="One of the engine's API_KEYS."
+)
+# For operations where a key is optional (it only widens what is visible): FastAPI
+# lists the scheme of `identify`, and this adds the alternative of no key at all.
+OPTIONAL_AUTH = {"security": [{}]}
+
+
+async def identify(request: Request, _: str | None = Security(api_key_header)) -> Caller:
     return caller_of(request)
 
 
@@ -96,3 +106,29 @@ class RateLimit:
 
 
 rate_limit = RateLimit()
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: object) -> frozenset[str]:
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        pending = [getattr(route, "dependant", None)]
+        while pending:
+            dependant = pending.pop()
+            if dependant is not None:
+                found |= {param.alias for param in dependant.query_params}
+                pending.extend(dependant.dependencies)
+        names = _QUERY_NAMES[id(route)] = frozenset(found)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not define is a mistake (a typo, an old name): 422."""
+    if not request.scope.get("query_string"):
+        return
+    known = _query_names(request.scope.get("route"))
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        raise ApiError(422, "; ".join(f"{name or '(empty name)'}: unknown query parameter" for name in unknown))

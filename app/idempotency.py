@@ -54,7 +54,8 @@ async def run_idempotent(
         raw = await services.kv.get(key)
         record = json.loads(raw) if raw else {"state": "processing", "fp": fingerprint}
         if record["fp"] != fingerprint:
-            raise ApiError(422, "Idempotency-Key was already used with a different request body")
+            # 409, not 422: the body is valid; it conflicts with what the key is bound to.
+            raise ApiError(409, "Idempotency-Key was already used with a different request body")
         if record["state"] == "processing":
             raise ApiError(409, "a request with this Idempotency-Key is still being processed")
         headers = {**record["headers"], "Idempotent-Replayed": "true"}

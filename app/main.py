@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import migrate
+from app.deps import reject_unknown_query
 from app.errors import ApiError, install_error_handlers
 from app.logging_setup import configure_logging
 from app.metrics import ObservabilityMiddleware
+from app.openapi import install_openapi
 from app.routers import content, generation, health, newsletters, scraping, subscribers
 from app.services import Services
 from app.settings import VERSION, Environment, Role, Settings, SettingsError, load_settings
@@ -114,10 +116,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.schema_head = migrate.head_revision()
     install_error_handlers(app)
+    install_openapi(app)
 
     if settings.serves(Role.CONTENT_MANAGER):
         app.add_api_route(endpoint=content.get_content, **content.READ_ROUTE)

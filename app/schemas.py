@@ -7,17 +7,24 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import email_validator
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from app.errors import PATTERN_MESSAGES
 
 
 class ContentType(StrEnum):
@@ -32,17 +39,52 @@ class ContentStatus(StrEnum):
     PUBLISHED = "published"
 
 
-def _single_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError("must not contain line breaks")
-    return value
+# Text constraints are JSON-schema patterns, so the OpenAPI document carries
+# exactly what the engine enforces (and the same pattern runs in every regex
+# engine involved: pydantic's, the fuzzer's, a client's). The characters are
+# spelt out because `\\s` differs between those engines.
+CONTROL = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"  # C0, DEL, C1, line/paragraph separators
+SPACE = " \\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000"  # what str.strip() removes, less controls
+# One line with at least one visible character (leading/trailing spaces are stripped afterwards).
+ONE_LINE = f"^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*$"
+# One line with at least three characters between the first and last visible one (inclusive).
+ONE_LINE_3 = f"^[{SPACE}]*[^{CONTROL}{SPACE}][^{CONTROL}]+[^{CONTROL}{SPACE}][{SPACE}]*$"
+# Free text without NUL (PostgreSQL cannot store NUL). Kept to one character class:
+# schemathesis cannot generate a 100 000-character bound combined with a richer pattern.
+MULTILINE = "^[^\\u0000]*$"
+# A search term: any characters but control characters.
+NO_CONTROL = f"^[^{CONTROL}]*$"
+TOKEN = "^[A-Za-z0-9_-]+$"
+
+PATTERN_MESSAGES.update({
+    ONE_LINE: "must be one line (no line breaks or control characters) with a visible character",
+    ONE_LINE_3: "must be one line (no line breaks or control characters) with at least 3 characters besides surrounding spaces",
+    MULTILINE: "must not contain the NUL character",
+    NO_CONTROL: "must not contain control characters",
+    TOKEN: "must contain only letters, digits, '-' and '_'",
+})
 
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_single_line)
-]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)]
+def _lower(value: str) -> str:
+    # Lower-case without changing the length (\u0130 lower-cases to two characters),
+    # so a value within maxLength stays within it.
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in value)
+
+
+def _strip(value: str) -> str:
+    return value.strip()
+
+
+def line(max_length: int, pattern: str = ONE_LINE, min_length: int = 1) -> type[str]:
+    """A one-line string: ``pattern`` and the lengths apply to the text as sent, then it is stripped."""
+    return Annotated[  # type: ignore[return-value]
+        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern), AfterValidator(_strip)
+    ]
+
+
+Title = line(200)
+Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000, pattern=MULTILINE)]
+Tag = Annotated[line(50), AfterValidator(_lower)]
 
 
 class Input(BaseModel):
@@ -62,31 +104,37 @@ class ContentCreate(Input):
 
     _tags = field_validator("tags")(_dedupe)
 
-    @field_validator("body")
-    @classmethod
-    def _body_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    # A property left out means "unchanged"/"none": null is not a value it can take, so none is advertised.
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", ...) is None:
+            del prop["default"]
+
+
+def _changes(schema: dict[str, Any]) -> None:
+    _no_null_defaults(schema)
+    schema["minProperties"] = 1
 
 
 class ContentUpdate(Input):
-    title: Title | None = None
-    body: Body | None = None
-    content_type: ContentType | None = None
-    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
-    status: ContentStatus | None = None
-    version: int | None = Field(default=None, ge=1, description="Alternative to the If-Match header.")
+    """The fields to change (at least one); the version to change comes in the If-Match header."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_changes)
+
+    # Absent means "unchanged"; null is not a value of any of them.
+    title: Title = None  # type: ignore[assignment]
+    body: Body = None  # type: ignore[assignment]
+    content_type: ContentType = None  # type: ignore[assignment]
+    tags: Annotated[list[Tag], Field(max_length=20)] = None  # type: ignore[assignment]
+    status: ContentStatus = None  # type: ignore[assignment]
 
     _tags = field_validator("tags")(_dedupe)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ContentUpdate:
-        if not self.model_fields_set - {"version"}:
+        if not self.model_fields_set:
             raise ValueError("at least one of title, body, content_type, tags, status is required")
-        for name in ("title", "body", "content_type", "status", "tags"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
 
@@ -128,9 +176,9 @@ class AssetOut(BaseModel):
 
 
 class GenerateRequest(Input):
-    topic: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
+    topic: line(300, ONE_LINE_3, min_length=3)
     content_type: ContentType
-    tone: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)] = "friendly"
+    tone: Annotated[line(40), AfterValidator(_lower)] = "friendly"
     length: Literal["short", "medium", "long"] = "medium"
 
 
@@ -146,17 +194,57 @@ class ScrapeOut(BaseModel):
     fetched_at: datetime
 
 
-class SubscriberCreate(Input):
-    email: EmailStr
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
-    preferences: Annotated[dict[str, Any], Field(max_length=20)] = {}
+PreferenceKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=ONE_LINE)]
+PreferenceValue = (
+    Annotated[str, StringConstraints(max_length=100, pattern=NO_CONTROL)]
+    | Annotated[list[Annotated[str, StringConstraints(max_length=40, pattern=NO_CONTROL)]], Field(max_length=5)]
+    | StrictBool
+    | Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | None
+)
+MAX_PREFERENCES = 10
+# Pydantic would describe the key pattern as patternProperties (which lets other keys
+# through); the engine refuses such keys, so the document says propertyNames.
+PREFERENCES_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_PREFERENCES,
+    "propertyNames": TypeAdapter(PreferenceKey).json_schema(),
+    "additionalProperties": TypeAdapter(PreferenceValue).json_schema(),
+    "default": {},
+}
 
-    @field_validator("preferences")
-    @classmethod
-    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(repr(value)) > 4000:
-            raise ValueError("must be at most 4000 characters when serialised")
-        return value
+
+def _email(value: str) -> str:
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"value is not a valid email address: {exc}") from None
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# Mail is never sent to special-use domains (RFC 6761: .test, .invalid, .localhost, ...);
+# the document says so beside `format: email`.
+SPECIAL_USE_DOMAIN = "@(.+\\.)?(" + "|".join(_any_case(d) for d in email_validator.SPECIAL_USE_DOMAIN_NAMES) + ")\\.?$"
+Email = Annotated[
+    str,
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "not": {"pattern": SPECIAL_USE_DOMAIN}}),
+]
+
+
+class SubscriberCreate(Input):
+    email: Email
+    name: line(100) = None  # type: ignore[assignment]
+    # Small by construction (at most 10 flat entries), so any schema-valid value can be stored.
+    preferences: Annotated[
+        dict[PreferenceKey, PreferenceValue], Field(max_length=MAX_PREFERENCES), WithJsonSchema(PREFERENCES_SCHEMA)
+    ] = {}
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
 
 
 class SubscriberOut(BaseModel):
@@ -178,12 +266,12 @@ class SubscriberPage(BaseModel):
 
 
 class TokenRequest(Input):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=16, max_length=128)]
+    token: Annotated[str, StringConstraints(min_length=16, max_length=128, pattern=TOKEN)]
 
 
 class NewsletterCreate(Input):
     subject: Title
-    content_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=50)]
+    content_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=50, json_schema_extra={"uniqueItems": True})]
 
     @field_validator("content_ids")
     @classmethod

@@ -6,13 +6,18 @@ Starts, on 127.0.0.1 only and under identical uvicorn settings:
 then drives each from a separate client process with N concurrent keep-alive
 connections for a bounded time and number of requests, and prints requests/s,
 p50 and p99 for ``GET /api/v1/content/{id}`` (cached reads) and
-``POST /api/v1/content``, plus the ratio to the bare app.
+``POST /api/v1/content``, plus the ratio to the bare app; then writes again on
+the engine with one and with four uvicorn workers (``--write-workers``).
 
     .venv/bin/python benchmarks/bench_app.py [--duration 10] [--concurrency 32]
+        [--database-url postgresql://...] [--write-workers 1,4]
 
-PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL (default:
-database ``aquascene_bench`` on the test server, created when missing, and
-Redis DB 13); start the servers with `sudo bash .ci/services.sh`.
+PostgreSQL and Redis come from --database-url / BENCH_DATABASE_URL and
+BENCH_REDIS_URL (default: database ``aquascene_bench`` on the test server,
+created when missing, and Redis DB 13); start the servers with
+`sudo bash .ci/services.sh`. With a connection pooler (PgBouncer) in front of
+PostgreSQL, pass its URL as --database-url and the server's own URL as
+--direct-database-url (migrations and creating the database go there).
 """
 
 from __future__ import annotations
@@ -140,12 +145,26 @@ def _wait_for(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"server at {url} did not start within {timeout}s")
 
 
-def _start(target: str, port: int, env: dict[str, str], app_dir: str) -> subprocess.Popen:
+def _start(target: str, port: int, env: dict[str, str], app_dir: str, workers: int = 1) -> subprocess.Popen:
+    args = [*SERVER_ARGS]
+    args[args.index("--workers") + 1] = str(workers)
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--app-dir", app_dir, *SERVER_ARGS],
+        [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--app-dir", app_dir, *args],
         env=env,
         cwd=REPO,
     )
+
+
+def _cpu_seconds_tree(pid: int) -> float:
+    """CPU time of a process and its direct children (uvicorn's workers)."""
+    total = _cpu_seconds(pid)
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split():
+                total += _cpu_seconds(int(child))
+    except OSError:
+        pass
+    return total
 
 
 def _ensure_database(url: str) -> None:
@@ -188,6 +207,47 @@ def _run_client(port: int, requests: list[str], concurrency: int, duration: floa
     return json.loads(out.stdout)
 
 
+def _writes(port: int, count: int = 200) -> list[str]:
+    return [
+        _post("/api/v1/content", port, {
+            "title": f"Bench write {n}", "body": "Aquascaping benchmark body text. " * 8,
+            "content_type": "article", "status": "published", "tags": ["bench", f"t{n % 10}"],
+        })
+        for n in range(count)
+    ]
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _measure_writes(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict[int, dict]:
+    """POST /api/v1/content against the engine run with each of --write-workers worker counts."""
+    results: dict[int, dict] = {}
+    for workers in [int(w) for w in args.write_workers.split(",") if w.strip()]:
+        pool = args.pool_size or (20 if workers == 1 else max(2, 32 // workers))
+        port = _free_port()
+        proc = _start("app.main:app", port, {**env, "DB_POOL_SIZE": str(pool), "DB_MAX_OVERFLOW": "0"},
+                      str(REPO), workers=workers)
+        try:
+            _wait_for(f"http://{HOST}:{port}/health")
+            requests = _writes(port)
+            _run_client(port, requests, args.concurrency, args.warmup, workdir)
+            cpu_before = _cpu_seconds_tree(proc.pid)
+            run = _run_client(port, requests, args.concurrency, args.duration, workdir)
+            run["cpu_us"] = (_cpu_seconds_tree(proc.pid) - cpu_before) / max(1, run["requests"]) * 1e6
+            results[workers] = run
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return results
+
+
 def _create_items(port: int, count: int) -> list[str]:
     ids = []
     for i in range(count):
@@ -208,42 +268,8 @@ def _create_items(port: int, count: int) -> list[str]:
     return ids
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/engine read rounds (default 2)")
-    parser.add_argument("--client", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.client:
-        client_main(args.client)
-        return
-
-    database_url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_bench"
-    )
-    _ensure_database(database_url)
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
-    env.update({
-        "PYTHONPATH": str(REPO),
-        "SERVICE_ROLE": "content-manager",
-        "ENVIRONMENT": "production",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "API_KEYS": API_KEY,
-        "DB_POOL_SIZE": "20",
-        "RATE_LIMIT_PER_MINUTE": "1000000000",
-        "CONTENT_CACHE_TTL": "600",
-        "DATA_DIR": str(workdir),
-    })
-    subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, cwd=REPO, check=True, capture_output=True)
-
+def _read_benchmark(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict[str, dict]:
+    """Cached reads on the engine beside the bare app, and writes on one worker; prints the table."""
     engine_port, redis_only_port, bare_port = _free_port(), _free_port(), _free_port()
     engine = _start("app.main:app", engine_port, env, str(REPO))
     # The same engine with the per-process read cache off: every cached read goes to Redis.
@@ -285,13 +311,7 @@ def main() -> None:
             measure("engine GET /api/v1/content/{id} (cached)", engine_port, engine_reads)
         measure("engine GET, Redis cache only", redis_only_port,
                 [_get(f"/api/v1/content/{i}", redis_only_port) for i in ids])
-        measure("engine POST /api/v1/content", engine_port, [
-            _post("/api/v1/content", engine_port, {
-                "title": f"Bench write {n}", "body": "Aquascaping benchmark body text. " * 8,
-                "content_type": "article", "status": "published", "tags": ["bench", f"t{n % 10}"],
-            })
-            for n in range(200)
-        ])
+        measure("engine POST /api/v1/content", engine_port, _writes(engine_port))
     finally:
         for proc in (engine, redis_only, bare):
             proc.terminate()
@@ -320,6 +340,69 @@ def main() -> None:
           f"-> {'met' if cached['p99_ms'] <= 25 else 'NOT met'}")
     print(f"target p99 <= 25 ms at {args.concurrency} clients, writes: {writes['p99_ms']:.1f} ms "
           f"-> {'met' if writes['p99_ms'] <= 25 else 'NOT met'}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--items", type=int, default=200, help="content items to read (default 200)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/engine read rounds (default 2)")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_bench"),
+        help="the engine's DATABASE_URL, e.g. a PgBouncer in front of PostgreSQL (env BENCH_DATABASE_URL)")
+    parser.add_argument("--direct-database-url", default=os.environ.get("BENCH_DIRECT_DATABASE_URL"),
+                        help="PostgreSQL itself, for creating the database and migrating (default: --database-url)")
+    parser.add_argument("--write-workers", default="1,4",
+                        help="uvicorn worker counts for the write runs (default 1,4)")
+    parser.add_argument("--pool-size", type=int, default=0,
+                        help="DB_POOL_SIZE per worker (default: 20 with one worker, 32/workers with more)")
+    parser.add_argument("--writes-only", action="store_true", help="only the write runs (--write-workers)")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args.client)
+        return
+
+    database_url = args.database_url
+    direct_url = args.direct_database_url or database_url
+    _ensure_database(direct_url)
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "aquascene-bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "SERVICE_ROLE": "content-manager",
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "API_KEYS": API_KEY,
+        "DB_POOL_SIZE": "20",
+        "RATE_LIMIT_PER_MINUTE": "1000000000",
+        "CONTENT_CACHE_TTL": "600",
+        "DATA_DIR": str(workdir),
+    })
+    subprocess.run([sys.executable, "-m", "app", "migrate"], env={**env, "DATABASE_URL": direct_url},
+                   cwd=REPO, check=True, capture_output=True)
+
+    results: dict[str, dict] = {} if args.writes_only else _read_benchmark(args, env, workdir)
+    writes_by_workers = _measure_writes(args, env, workdir)
+    print(f"\nwrites, POST /api/v1/content, {args.concurrency} clients, {args.duration:g}s per run, "
+          f"database {_redact(database_url)}")
+    print(f"{'uvicorn workers':16} {'requests':>9} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU/req':>15}")
+    for workers, r in writes_by_workers.items():
+        print(f"{workers:<16} {r['requests']:>9} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['errors']:>7} {r['cpu_us']:>12.0f} us")
+        results[f"writes, {workers} worker(s)"] = r
+    if 4 in writes_by_workers:
+        four = writes_by_workers[4]
+        met = four["rps"] >= 400 and four["p99_ms"] <= 100
+        print(f"target >= 400 writes/s and p99 <= 100 ms at {args.concurrency} clients, 4 workers: "
+              f"{four['rps']:.0f} writes/s, p99 {four['p99_ms']:.1f} ms -> {'met' if met else 'NOT met'}")
     errors = {name: r["error_statuses"] for name, r in results.items() if r["errors"]}
     if errors:
         print(f"errors: {errors}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import mimetypes
 import re
@@ -11,16 +10,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
-from app.deps import Caller, enforce_rate_limit, get_services, identify, rate_limit, require_api_key, services_of
-from app.errors import ApiError
+from app.deps import (
+    OPTIONAL_AUTH,
+    Caller,
+    enforce_rate_limit,
+    get_services,
+    identify,
+    rate_limit,
+    require_api_key,
+    services_of,
+)
+from app.errors import ApiError, error_responses, unavailable_headers
 from app.idempotency import run_idempotent
 from app.models import Asset, Content, ContentTag, utcnow
 from app.schemas import (
+    NO_CONTROL,
     AssetOut,
     ContentCreate,
     ContentOut,
@@ -44,7 +53,19 @@ READ_ROUTE: dict = {
     "response_model": ContentOut,
     "tags": ["content"],
     "summary": "Get Content",
-    "responses": {404: {"description": "Not found, or not published and no valid X-API-Key."}},
+    "responses": {
+        200: {"headers": {"ETag": {"description": "The version, for If-Match.", "required": True, "schema": {"type": "string"}}}},
+        304: {"description": "Not modified: If-None-Match names the current version."},
+        **error_responses(404, 422, 429, 503, s404="Not found, or not published and no valid X-API-Key."),
+    },
+    "openapi_extra": {
+        "security": [{"ApiKey": []}, *OPTIONAL_AUTH["security"]],
+        "parameters": [{
+            "name": "If-None-Match", "in": "header", "required": False,
+            "description": "An ETag from an earlier GET: 304 while it is still current.",
+            "schema": {"type": "string"},
+        }],
+    },
 }
 files_router = APIRouter(prefix="/api/v1/files", tags=["content"], dependencies=[Depends(rate_limit)])
 
@@ -114,39 +135,62 @@ def _cache_entry(out: ContentOut, payload: bytes) -> bytes:
     return f"{out.status.value} {out.version}\n".encode() + payload
 
 
-def _parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
-    if not match:
-        raise ApiError(422, 'If-Match: must be an ETag returned by GET, such as "3"')
-    return int(match.group(1))
+# An ETag as GET returns it ("3"), optionally weak (W/"3") or bare (3); at most 9 digits.
+IF_MATCH = r'^(W/)?"?[0-9]{1,9}"?$'
+# created_at in microseconds since the epoch, '-', the id's 32 hex digits: every string
+# of this form is a position in the listing, so no well-formed cursor is refused.
+CURSOR = r"^[0-9]{1,16}-[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _parse_if_match(value: str) -> int:
+    return int(value.removeprefix("W/").strip('"'))
 
 
 def _encode_cursor(content: Content) -> str:
-    raw = f"{content.created_at.isoformat()}|{content.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    micros = (content.created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{max(micros, 0)}-{content.id.hex}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, ident = raw.split("|")
-        created = datetime.fromisoformat(stamp)
-        return (created if created.tzinfo else created.replace(tzinfo=UTC)), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "cursor: invalid cursor; use next_cursor from a previous page") from None
+    micros, ident = cursor.split("-")
+    return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=ident)
 
 
 # --- endpoints -------------------------------------------------------------------
 
 
-@router.post("", status_code=201, response_model=ContentOut)
+CREATED_HEADERS = {
+    "Location": {"description": "The new item's URL.", "required": True, "schema": {"type": "string"}},
+    "ETag": {"description": "The version, for If-Match.", "required": True, "schema": {"type": "string"}},
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeating a request with the same key and body replays the first response instead of acting twice.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ContentOut,
+    responses={
+        201: {"headers": CREATED_HEADERS},
+        **error_responses(400, 401, 409, 413, 422, 429, 503,
+                          s409="The Idempotency-Key is in use by a request still being processed, or was used with another body."),
+    },
+)
 async def create_content(
     payload: ContentCreate,
     request: Request,
     caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def create() -> Response:
         now = utcnow()
@@ -183,20 +227,23 @@ async def create_content(
     return await run_idempotent(request, services, caller, await request.body(), create)
 
 
-@router.get("", response_model=ContentPage)
+@router.get(
+    "",
+    response_model=ContentPage,
+    responses=error_responses(401, 422, 429, 503, s401="status other than published asked for without a valid X-API-Key."),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def list_content(
     caller: Annotated[Caller, Depends(identify)],
     services: Annotated[Services, Depends(get_services)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="Items to skip (after the cursor, when one is given).")] = 0,
+    cursor: Annotated[str | None, Query(pattern=CURSOR, description="next_cursor of the previous page.")] = None,
     content_type: Annotated[ContentType | None, Query(alias="type")] = None,
-    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50, pattern=NO_CONTROL)] = None,
     status: Annotated[ContentStatus | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_CONTROL)] = None,
 ) -> Response:
-    if cursor is not None and offset is not None:
-        raise ApiError(422, "offset: cannot be combined with cursor")
     if not caller.authenticated:
         if status not in (None, ContentStatus.PUBLISHED):
             raise ApiError(401, "an API key is required to list unpublished content", {"WWW-Authenticate": "ApiKey"})
@@ -228,7 +275,7 @@ async def list_content(
         stmt = stmt.where(
             or_(Content.created_at < created, and_(Content.created_at == created, Content.id < ident))
         )
-    elif offset:
+    if offset:
         stmt = stmt.offset(offset)
 
     async with services.db.session() as session:
@@ -245,7 +292,7 @@ async def list_content(
         items=items,
         total=total or 0,
         limit=limit,
-        offset=None if cursor is not None else (offset or 0),
+        offset=offset,
         next_cursor=_encode_cursor(rows[-1]) if has_more and rows else None,
     )
     return Response(page.model_dump_json().encode(), media_type=JSON)
@@ -285,7 +332,20 @@ async def get_content(content_id: uuid.UUID, request: Request) -> Response:
     return Response(payload, media_type=JSON, headers=headers)
 
 
-@router.patch("/{content_id}", response_model=ContentOut)
+@router.patch(
+    "/{content_id}",
+    response_model=ContentOut,
+    responses={
+        200: {"headers": {"ETag": CREATED_HEADERS["ETag"]}},
+        **error_responses(400, 401, 404, 412, 413, 422, 428, 429, 503),
+    },
+    # Required in the document; answered with 428 (not a generic 422) when absent.
+    openapi_extra={"parameters": [{
+        "name": "If-Match", "in": "header", "required": True,
+        "description": 'The ETag of the version being changed, as GET returned it (e.g. "3").',
+        "schema": {"type": "string", "pattern": IF_MATCH},
+    }]},
+)
 async def update_content(
     content_id: uuid.UUID,
     payload: ContentUpdate,
@@ -293,13 +353,12 @@ async def update_content(
     _: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
-    expected = _parse_if_match(request.headers.get("if-match"))
-    if expected is None:
-        expected = payload.version
-    elif payload.version is not None and payload.version != expected:
-        raise ApiError(422, "version: does not match the If-Match header")
-    if expected is None:
-        raise ApiError(428, "If-Match header (or version field) is required; send the ETag from GET")
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError(428, "If-Match header is required; send the ETag from GET")
+    if not re.fullmatch(IF_MATCH, if_match):
+        raise ApiError(422, 'If-Match: must be an ETag returned by GET, such as "3"')
+    expected = _parse_if_match(if_match)
 
     values: dict[str, object] = {"version": Content.version + 1, "updated_at": utcnow()}
     for name in ("title", "body"):
@@ -343,7 +402,11 @@ async def update_content(
     return json_response(out, headers={"ETag": etag_for(out.version)})
 
 
-@router.delete("/{content_id}", status_code=204)
+@router.delete(
+    "/{content_id}",
+    status_code=204,
+    responses=error_responses(401, 404, 409, 422, 429, 503, s409="The content is part of a newsletter."),
+)
 async def delete_content(
     content_id: uuid.UUID,
     _: Annotated[Caller, Depends(require_api_key)],
@@ -386,7 +449,19 @@ def _matches_type(content_type: str, data: bytes) -> bool:
     return any(data.startswith(magic) for magic in ALLOWED_ASSET_TYPES[content_type])
 
 
-@router.post("/{content_id}/assets", status_code=201, response_model=AssetOut)
+@router.post(
+    "/{content_id}/assets",
+    status_code=201,
+    response_model=AssetOut,
+    responses=error_responses(
+        400, 401, 404, 413, 415, 422, 429, 503,
+        s415="The part's type is not allowed, or the bytes do not start as that type's files do.",
+        s503="Object storage or the database is unavailable; nothing was stored.",
+    ),
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {"encoding": {
+        "file": {"contentType": ", ".join(ALLOWED_ASSET_TYPES)},
+    }}}}},
+)
 async def upload_asset(
     content_id: uuid.UUID,
     request: Request,
@@ -395,6 +470,9 @@ async def upload_asset(
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
     settings = services.settings
+    async with services.db.session() as session:
+        if await session.get(Content, content_id) is None:
+            raise ApiError(404, NOT_FOUND)
     content_type = (file.content_type or "").split(";")[0].strip().lower()
     if content_type not in ALLOWED_ASSET_TYPES:
         raise ApiError(
@@ -410,10 +488,6 @@ async def upload_asset(
     if not _matches_type(content_type, data):
         raise ApiError(415, f"file: content does not match the declared type {content_type}")
 
-    async with services.db.session() as session:
-        if await session.get(Content, content_id) is None:
-            raise ApiError(404, NOT_FOUND)
-
     asset_id = uuid.uuid4()
     filename = _safe_filename(file.filename)
     bucket = settings.s3_bucket_assets
@@ -421,7 +495,7 @@ async def upload_asset(
     try:
         await anyio.to_thread.run_sync(services.storage.put, bucket, key, data, content_type)
     except StorageError as exc:
-        raise ApiError(502, f"object storage unavailable: {exc}") from None
+        raise ApiError(503, f"object storage unavailable: {exc}", unavailable_headers()) from None
 
     asset = Asset(
         id=asset_id,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 
 from app.deps import Caller, RateLimit, get_services, require_api_key
-from app.errors import ApiError
+from app.errors import ApiError, error_responses
 from app.metrics import AI_COST, GENERATION_DURATION, GENERATIONS, QUALITY_SCORE
 from app.models import Content, ContentTag, utcnow
 from app.providers import GenerationRequest, ProviderError, ProviderTimeout, quality_score
@@ -28,7 +28,10 @@ router = APIRouter(prefix="/api/v1", tags=["generation"])
     status_code=201,
     response_model=ContentOut,
     dependencies=[Depends(RateLimit("generate_rate_limit_per_minute"))],
-    responses={200: {"description": "Identical request answered from cache (X-Cache: HIT)."}},
+    responses={
+        200: {"description": "Identical request answered from cache (X-Cache: HIT).", "model": ContentOut},
+        **error_responses(400, 401, 413, 422, 429, 502, 503, 504),
+    },
 )
 async def generate(
     payload: GenerateRequest,

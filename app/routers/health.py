@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +23,32 @@ from app.settings import VERSION
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 3.0
+
+CheckState = Literal["healthy", "unhealthy", "disabled"]
+
+
+class HealthChecks(BaseModel):
+    database: CheckState
+    redis: CheckState
+    storage: CheckState
+
+
+class HealthOut(BaseModel):
+    """Seed 001's health format."""
+
+    status: Literal["healthy", "degraded", "unhealthy"] = Field(
+        description="unhealthy (503) without the database; degraded (200) while Redis or object storage is down."
+    )
+    timestamp: datetime
+    version: str
+    service: str
+    checks: HealthChecks
+    metadata: dict[str, Any]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reason: str | None = None
 
 
 async def _within(check: Callable[[], Awaitable[bool]]) -> bool:
@@ -57,7 +85,11 @@ def _memory_mb() -> float | None:
         return None
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database is unreachable."}},
+)
 async def health(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
     async def db() -> bool:
         return await database_ok(services)
@@ -108,7 +140,11 @@ async def health(services: Annotated[Services, Depends(get_services)]) -> JSONRe
     return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Database unreachable or schema not at head."}},
+)
 async def ready(request: Request, services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
     expected = request.app.state.schema_head
     try:

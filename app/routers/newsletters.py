@@ -22,11 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.background import BackgroundTask
 
 from app.deps import Caller, get_services, rate_limit, require_api_key
-from app.errors import ApiError
+from app.errors import ApiError, error_responses
 from app.idempotency import run_idempotent
 from app.mailer import MailError, MailSession, build_message
 from app.models import Content, Delivery, Newsletter, NewsletterItem, Subscriber, utcnow
-from app.routers.content import JSON
+from app.routers.content import JSON, IdempotencyKey
 from app.schemas import DeliveryCounts, NewsletterCreate, NewsletterOut, SendAccepted
 from app.services import Services
 
@@ -74,12 +74,29 @@ def _out(newsletter: Newsletter, counts: DeliveryCounts) -> NewsletterOut:
     )
 
 
-@router.post("", status_code=201, response_model=NewsletterOut)
+LOCATION = {"Location": {"description": "The newsletter's URL.", "required": True, "schema": {"type": "string"}}}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=NewsletterOut,
+    responses={
+        201: {"headers": LOCATION},
+        **error_responses(
+            400, 401, 404, 409, 413, 422, 429, 503,
+            s404="A content id is unknown.",
+            s409="A content item is not published (or was deleted meanwhile), or the Idempotency-Key is in use "
+            "by a request still being processed or was used with another body.",
+        ),
+    },
+)
 async def create_newsletter(
     payload: NewsletterCreate,
     request: Request,
     caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def create() -> Response:
         try:
@@ -89,10 +106,10 @@ async def create_newsletter(
                 )
                 missing = [str(i) for i in payload.content_ids if i not in found]
                 if missing:
-                    raise ApiError(422, f"content_ids: unknown content id(s): {', '.join(missing)}")
+                    raise ApiError(404, f"content_ids: unknown content id(s): {', '.join(missing)}")
                 drafts = [str(i) for i in payload.content_ids if found[i] != "published"]
                 if drafts:
-                    raise ApiError(422, f"content_ids: content must be published first: {', '.join(drafts)}")
+                    raise ApiError(409, f"content_ids: content must be published first: {', '.join(drafts)}")
                 newsletter = Newsletter(
                     id=uuid.uuid4(),
                     subject=payload.subject,
@@ -113,7 +130,7 @@ async def create_newsletter(
     return await run_idempotent(request, services, caller, await request.body(), create)
 
 
-@router.get("/{newsletter_id}", response_model=NewsletterOut)
+@router.get("/{newsletter_id}", response_model=NewsletterOut, responses=error_responses(401, 404, 422, 429, 503))
 async def get_newsletter(
     newsletter_id: uuid.UUID,
     _: Annotated[Caller, Depends(require_api_key)],
@@ -127,12 +144,22 @@ async def get_newsletter(
     return Response(out.model_dump_json().encode(), media_type=JSON)
 
 
-@router.post("/{newsletter_id}/send", status_code=202, response_model=SendAccepted)
+@router.post(
+    "/{newsletter_id}/send",
+    status_code=202,
+    response_model=SendAccepted,
+    responses={
+        202: {"headers": LOCATION},
+        **error_responses(401, 404, 409, 422, 429, 503,
+                          s409="The Idempotency-Key is in use by a request still being processed."),
+    },
+)
 async def send_newsletter(
     newsletter_id: uuid.UUID,
     request: Request,
     caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def start() -> Response:
         now = utcnow()

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from app.deps import Caller, get_services, rate_limit, require_api_key
+from app.errors import error_responses
 from app.models import ScrapedPage, utcnow
 from app.routers.content import JSON
 from app.schemas import ScrapeOut, ScrapeRequest
@@ -18,7 +19,12 @@ from app.services import Services
 router = APIRouter(prefix="/api/v1", tags=["scraping"], dependencies=[Depends(rate_limit)])
 
 
-@router.post("/scrape", status_code=201, response_model=ScrapeOut)
+@router.post(
+    "/scrape",
+    status_code=201,
+    response_model=ScrapeOut,
+    responses=error_responses(400, 401, 403, 413, 422, 429, 502, 503, 504),
+)
 async def scrape(
     payload: ScrapeRequest,
     _: Annotated[Caller, Depends(require_api_key)],

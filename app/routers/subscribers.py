@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.deps import Caller, get_services, rate_limit, require_api_key
-from app.errors import ApiError
+from app.errors import ApiError, error_responses
 from app.mailer import MailError, build_message, send_one
 from app.models import Subscriber, utcnow
 from app.routers.content import JSON
@@ -49,7 +49,15 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-@router.post("", status_code=201, response_model=Subscription, responses={200: {"description": "Already subscribed."}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=Subscription,
+    responses={
+        200: {"description": "Already subscribed (or confirmation pending): no second mail.", "model": Subscription},
+        **error_responses(400, 413, 422, 429, 502, 503, s502="The confirmation mail could not be sent; nothing was stored."),
+    },
+)
 async def subscribe(payload: SubscriberCreate, services: Annotated[Services, Depends(get_services)]) -> Response:
     settings = services.settings
     email = normalise_email(str(payload.email))
@@ -103,7 +111,11 @@ async def subscribe(payload: SubscriberCreate, services: Annotated[Services, Dep
     return _json(_subscription(sub), 201 if created else 200)
 
 
-@router.post("/confirm", response_model=Subscription)
+@router.post(
+    "/confirm",
+    response_model=Subscription,
+    responses=error_responses(400, 404, 410, 413, 422, 429, 503, s404="Unknown token.", s410="The token has expired."),
+)
 async def confirm(payload: TokenRequest, services: Annotated[Services, Depends(get_services)]) -> Response:
     async with services.db.transaction() as session:
         sub = await session.scalar(select(Subscriber).where(Subscriber.confirm_token_hash == _hash(payload.token)))
@@ -117,7 +129,9 @@ async def confirm(payload: TokenRequest, services: Annotated[Services, Depends(g
         return _json(_subscription(sub))
 
 
-@router.post("/unsubscribe", response_model=Subscription)
+@router.post(
+    "/unsubscribe", response_model=Subscription, responses=error_responses(400, 404, 413, 422, 429, 503, s404="Unknown token.")
+)
 async def unsubscribe(payload: TokenRequest, services: Annotated[Services, Depends(get_services)]) -> Response:
     async with services.db.transaction() as session:
         sub = await session.scalar(select(Subscriber).where(Subscriber.unsubscribe_token == payload.token))
@@ -129,7 +143,7 @@ async def unsubscribe(payload: TokenRequest, services: Annotated[Services, Depen
         return _json(_subscription(sub))
 
 
-@router.get("", response_model=SubscriberPage)
+@router.get("", response_model=SubscriberPage, responses=error_responses(401, 422, 429, 503))
 async def list_subscribers(
     _: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],

@@ -61,7 +61,10 @@ def test_create_returns_201_and_writes_one_row_with_tags(client, backend):
         ({"title": "t", "body": "b", "content_type": "guide", "status": "archived"},
          "status: Input should be 'draft' or 'published'"),
         ({"body": "b", "content_type": "guide"}, "title: field required"),
-        ({"title": "two\nlines", "body": "b", "content_type": "guide"}, "title: must not contain line breaks"),
+        ({"title": "two\nlines", "body": "b", "content_type": "guide"}, "title: must be one line (no line breaks or control characters) with a visible character"),
+        ({"title": "   ", "body": "b", "content_type": "guide"}, "title: must be one line (no line breaks or control characters) with a visible character"),
+        ({"title": "t", "body": "nul\u0000", "content_type": "guide"}, "body: must not contain the NUL character"),
+        ({"title": "t", "body": "b", "content_type": "guide", "tags": ["ok", "tab\tbed"]}, "tags[1]: must be one line (no line breaks or control characters) with a visible character"),
         ({"title": "t", "body": "b", "content_type": "guide", "author": "x"}, "author: Extra inputs are not permitted"),
     ],
 )
@@ -129,6 +132,11 @@ def test_list_paginates_filters_and_searches(client):
 
     offset_page = client.get("/api/v1/content", params={"limit": 2, "offset": 2}).json()
     assert [i["id"] for i in offset_page["items"]] == seen[2:4]
+    # An offset with a cursor skips that many items after the cursor.
+    skipped = client.get("/api/v1/content", params={"limit": 2, "offset": 1, "cursor": public["next_cursor"]}).json()
+    assert [i["id"] for i in skipped["items"]] == seen[3:5] and skipped["offset"] == 1
+    # Any well-formed cursor is a position: one before every item gives an empty page.
+    assert client.get("/api/v1/content", params={"cursor": "0-" + "0" * 32}).json()["items"] == []
 
     assert client.get("/api/v1/content", params={"tag": "even"}).json()["total"] == 3
     assert client.get("/api/v1/content", params={"type": "guide"}).json()["total"] == 1
@@ -145,8 +153,9 @@ def test_list_paginates_filters_and_searches(client):
     [
         ({"limit": 101}, "limit: Input should be less than or equal to 100"),
         ({"limit": 0}, "limit: Input should be greater than or equal to 1"),
-        ({"cursor": "abc", "offset": 1}, "offset: cannot be combined with cursor"),
-        ({"cursor": "!!!"}, "cursor: invalid cursor; use next_cursor from a previous page"),
+        ({"cursor": "!!!"}, "cursor: String should match pattern '^[0-9]{1,16}-[0-9a-f]{32}$'"),
+        ({"q": "a\u0000"}, "q: must not contain control characters"),
+        ({"limit": 5, "page": 2}, "page: unknown query parameter"),
         ({"type": "video"}, "type: Input should be 'article', 'newsletter', 'instagram_post' or 'guide'"),
     ],
 )
@@ -164,6 +173,7 @@ def test_patch_needs_current_version_and_invalidates_cache(client, backend):
 
     missing = client.patch(url, json={"title": "New"}, headers=AUTH)
     assert missing.status_code == 428
+    assert client.patch(url, json={"title": "New"}, headers={**AUTH, "If-Match": "latest"}).status_code == 422
     updated = client.patch(url, json={"title": "New", "tags": ["fresh"]}, headers={**AUTH, "If-Match": '"1"'})
     assert updated.status_code == 200
     assert updated.json()["title"] == "New" and updated.json()["version"] == 2
@@ -178,12 +188,14 @@ def test_patch_needs_current_version_and_invalidates_cache(client, backend):
     assert stale.json()["detail"] == "version conflict: content is at version 2, request expected 1"
     assert backend.rows("SELECT title, version FROM content")[0] == ("New", 2)
 
-    via_body = client.patch(url, json={"status": "draft", "version": 2}, headers=AUTH)
-    assert via_body.status_code == 200 and via_body.json()["published_at"] is None
+    weak = client.patch(url, json={"status": "draft"}, headers={**AUTH, "If-Match": 'W/"2"'})
+    assert weak.status_code == 200 and weak.json()["published_at"] is None
 
-    empty = client.patch(url, json={"version": 3}, headers=AUTH)
+    empty = client.patch(url, json={}, headers={**AUTH, "If-Match": '"3"'})
     assert empty.status_code == 422
     assert empty.json()["detail"] == "body: at least one of title, body, content_type, tags, status is required"
+    null = client.patch(url, json={"title": None}, headers={**AUTH, "If-Match": '"3"'})
+    assert null.status_code == 422 and null.json()["detail"] == "title: Input should be a valid string"
     assert client.patch(f"/api/v1/content/{uuid.uuid4()}", json={"title": "x"}, headers={**AUTH, "If-Match": '"1"'}).status_code == 404
 
 
@@ -225,7 +237,7 @@ def test_idempotency_key_replays_the_first_response(client, backend):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert backend.count("content") == 1
     other = client.post("/api/v1/content", json={**payload, "title": "Other"}, headers=headers)
-    assert other.status_code == 422
+    assert other.status_code == 409
     assert other.json()["detail"] == "Idempotency-Key was already used with a different request body"
 
 
