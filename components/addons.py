@@ -39,14 +39,16 @@ class Chart:
     repository: str | None = None  # None: `chart` is an OCI reference
 
 
+# cert-manager and Envoy Gateway are pinned to the releases whose CRDs the live-cluster suite
+# (tests/live) validates the stacks' custom resources against: what is checked is what deploys.
 CHARTS: Mapping[str, Chart] = {
     "metrics-server": Chart("metrics-server", "3.13.0", "kube-system",
                             "https://kubernetes-sigs.github.io/metrics-server/"),
     "cluster-autoscaler": Chart("cluster-autoscaler", "9.50.1", "kube-system",
                                 "https://kubernetes.github.io/autoscaler"),
-    "cert-manager": Chart("cert-manager", "v1.18.2", "cert-manager", "https://charts.jetstack.io"),
-    "gateway-crds": Chart("oci://docker.io/envoyproxy/gateway-crds-helm", "v1.5.0", "envoy-gateway-system"),
-    "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "v1.5.0", "envoy-gateway-system"),
+    "cert-manager": Chart("cert-manager", "v1.21.2", "cert-manager", "https://charts.jetstack.io"),
+    "gateway-crds": Chart("oci://docker.io/envoyproxy/gateway-crds-helm", "v1.9.1", "envoy-gateway-system"),
+    "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "v1.9.1", "envoy-gateway-system"),
 }
 
 # What each add-on serves, looked up when a platform team installs it (kind, API version, name).
