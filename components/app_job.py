@@ -53,9 +53,8 @@ def job_pod_spec(args: AppJobArgs, restart_policy: str = "Never") -> dict:
     volumes = [tmp_volume]
     if args.secret_env:
         # Credentials as read-only files the engine reads from its secrets directory.
-        secrets_volume, secrets_mount = secret_files.projected_volume(
-            "secrets", [secret_files.SecretItem(s.secret_name, s.key, secret_files.app_setting_file(s.name))
-                        for s in args.secret_env], secret_files.APP_SECRETS_DIR)
+        secrets_volume, secrets_mount = secret_files.app_settings_volume(
+            [(s.name, s.secret_name, s.key) for s in args.secret_env])
         volumes.append(secrets_volume)
         container["volumeMounts"].append(secrets_mount)
     return {

@@ -54,3 +54,10 @@ def secret_volume(name: str, secret_name: pulumi.Input[str], mount_path: str,
 def app_setting_file(setting: str) -> str:
     """The file an engine setting is read from (DATABASE_URL -> database_url)."""
     return setting.lower()
+
+
+def app_settings_volume(settings: Sequence[tuple[str, pulumi.Input[str], str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, mount) of the engine's secret settings, each (setting, Secret, key) at the file the
+    engine reads it from in its secrets directory."""
+    return projected_volume("secrets", [SecretItem(secret, key, app_setting_file(setting))
+                                        for setting, secret, key in settings], APP_SECRETS_DIR)
