@@ -44,4 +44,44 @@ if [ -z "${KUBECONFIG:-}" ]; then
   fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# With arguments: one pytest run of exactly those.
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+
+# The whole suite as two pytest runs side by side (the machines have two cores): the engine's
+# tests (one PostgreSQL database and one Redis, which the fault drills and the five-minute soak
+# measure) in one, everything else (unit, monitoring, the live cluster) in the other. The
+# engine's output follows the other's; the last line totals both.
+reports=$(mktemp -d)
+trap 'rm -rf "${reports}"' EXIT
+.venv/bin/python -m pytest tests/app --junitxml="${reports}/engine.xml" >"${reports}/engine.log" 2>&1 &
+engine=$!
+status=0
+.venv/bin/python -m pytest tests/unit tests/monitoring tests/live --junitxml="${reports}/infra.xml" || status=$?
+engine_status=0
+wait "${engine}" || engine_status=$?
+echo
+echo "==================== the engine's tests (tests/app) ===================="
+cat "${reports}/engine.log"
+phase "test suite"
+.venv/bin/python - "${reports}/infra.xml" "${reports}/engine.xml" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for path in sys.argv[1:]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        totals["errors"] += 1  # a run that wrote no report failed
+        continue
+    for suite in root.iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, 0))
+failed = totals["failures"] + totals["errors"]
+passed = totals["tests"] - failed - totals["skipped"]
+print(f"total: {passed} passed, {failed} failed, {totals['skipped']} skipped")
+PY
+if [ "${status}" -ne 0 ]; then exit "${status}"; fi
+exit "${engine_status}"

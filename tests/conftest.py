@@ -22,6 +22,37 @@ def stack_config(env: str, overrides: dict[str, Any] | None = None) -> dict[str,
     return config
 
 
+# ------------------------------------------------------------------ figures
+#
+# Tests that measure (fault drills, the soak, the live-cluster lifecycle) report their figures
+# as a user property of the test's report (JUnit keeps them too); the run's summary prints
+# every figure in a section of its own.
+
+FIGURES_PROPERTY = "figures"
+_FIGURES: dict[str, list[str]] = {}
+
+
+def report_figures(request: pytest.FixtureRequest, section: str, name: str, figures: dict[str, Any]) -> None:
+    """`name: key=value, ...` under `section` at the end of the run (and in the JUnit properties)."""
+    for key, value in figures.items():
+        request.node.user_properties.append((f"{name}.{key}", value))
+    request.node.user_properties.append(
+        (FIGURES_PROPERTY, [section, f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())]))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == FIGURES_PROPERTY and value[1] not in _FIGURES.setdefault(value[0], []):
+            _FIGURES[value[0]].append(value[1])
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    for section, lines in _FIGURES.items():
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 _RECORDINGS: dict[str, Recording] = {}
 
 

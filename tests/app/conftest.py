@@ -386,14 +386,3 @@ def embedded_settings(tmp_path: Path) -> dict[str, Any]:
         "cors_origins": "",
         "auto_migrate": None,
     }
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
-    """Repeat the fault drills' and soak's figures at the end of the run (no -s needed)."""
-    from fault_support import FIGURES_KEY
-
-    lines = config.stash.get(FIGURES_KEY, [])
-    if lines:
-        terminalreporter.section("engine fault drill figures")
-        for line in lines:
-            terminalreporter.write_line(line)

@@ -254,15 +254,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def report(request: pytest.FixtureRequest, name: str, figures: dict[str, object]) -> None:
-    """Figures into the test report (JUnit properties) and one line on the terminal summary."""
-    for key, value in figures.items():
-        request.node.user_properties.append((f"{name}.{key}", value))
-    line = f"FIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    lines = request.config.stash.setdefault(FIGURES_KEY, [])
-    lines.append(line)
-    if reporter is not None:
-        reporter.write_line(line)
+    """Figures into the test report (JUnit properties) and the run's summary."""
+    from tests.conftest import report_figures
 
-
-FIGURES_KEY = pytest.StashKey[list]()
+    report_figures(request, "engine fault drill figures", name, figures)

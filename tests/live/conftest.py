@@ -17,10 +17,6 @@ IN_CI = os.environ.get("CI") == "true"
 START_HINT = ('start one with `eval "$(../shared/kube-local/up.sh)"` (a local API server with simulated nodes), '
               "or point KUBECONFIG at a kind/minikube cluster")
 
-# Figures each stack's lifecycle reports (object counts, seconds), printed after the run.
-FIGURES: dict[str, dict[str, float | int]] = {}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/live/" in item.nodeid:
@@ -37,11 +33,3 @@ def cluster() -> Iterator[Cluster]:
     except ClusterUnavailable as error:
         pytest.fail(f"{error}; {START_HINT}") if IN_CI else pytest.skip(f"{error}; {START_HINT}")
     yield live
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not FIGURES:
-        return
-    terminalreporter.section("live cluster figures")
-    for stack, figures in FIGURES.items():
-        terminalreporter.write_line(f"{stack}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))

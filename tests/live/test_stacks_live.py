@@ -15,8 +15,7 @@ import pytest
 from tooling.check import Cluster, StackObject, StackObjects, stack_objects
 from stacks.program import program
 from tooling.recording import record
-from tests.conftest import recorded_stack, stack_config
-from tests.live.conftest import FIGURES
+from tests.conftest import recorded_stack, report_figures, stack_config
 from tests.live.kube_support import (missing_references, namespaces_provided_elsewhere, not_ready,
                                      provide_namespaces, selection_problems, wait_until)
 
@@ -78,8 +77,8 @@ def updated_config(env: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Cluster, env: str) -> None:
-    figures = FIGURES.setdefault(env, {})
+def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Cluster, env: str, request) -> None:
+    figures: dict[str, float | int] = {}
     first = stack_objects(recorded_stack(env))
     second = stack_objects(record(program, stack=env, config=updated_config(env)))
     namespaces = [o for o in first.objects if o.kind == "Namespace"]
@@ -122,4 +121,5 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
         deleting = time.monotonic()
         left = delete_all(cluster, [*provided, *second.objects])
         figures["delete_s"] = round(time.monotonic() - deleting, 1)
+        report_figures(request, "live cluster figures", env, figures)
     assert left == [], f"still present {DELETE_TIMEOUT_SECONDS}s after deletion: {left}"
