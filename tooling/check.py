@@ -53,6 +53,11 @@ class StackObject:
     def namespace(self) -> str | None:
         return self.manifest["metadata"].get("namespace")
 
+    @classmethod
+    def bare_namespace(cls, name: str) -> "StackObject":
+        """A namespace that something outside the stack's objects creates (a Helm release, a platform team)."""
+        return cls(f"namespace:{name}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
     @property
     def ref(self) -> str:
         """`Kind namespace/name` (or `Kind name` when cluster-scoped): how reports name it."""
@@ -68,7 +73,7 @@ class StackObjects:
 
 def stack_objects(recording: Recording) -> StackObjects:
     """The recording's Kubernetes objects in an order that respects every dependency."""
-    kubernetes = [r for r in recording.kubernetes()]
+    kubernetes = recording.kubernetes()
     objects = {r.urn: r for r in kubernetes if "kind" in r.inputs}
     releases = [r for r in kubernetes if "kind" not in r.inputs]
     position = {r.urn: i for i, r in enumerate(recording.resources)}
@@ -226,8 +231,7 @@ def check(stack: str, objects: StackObjects, cluster: Cluster) -> CheckReport:
     try:
         for name in objects.release_namespaces:
             if not cluster.namespace_exists(name):
-                namespace = StackObject(f"release-namespace:{name}", {
-                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                namespace = StackObject.bare_namespace(name)
                 if cluster.apply(namespace) is None:
                     temporary.append(namespace)
         for obj in objects.objects:

@@ -50,8 +50,7 @@ def provide_namespaces(cluster: Cluster, names: Iterable[str]) -> list[StackObje
     created = []
     for name in names:
         if not cluster.namespace_exists(name):
-            namespace = StackObject(f"provided:{name}", {"apiVersion": "v1", "kind": "Namespace",
-                                                         "metadata": {"name": name}})
+            namespace = StackObject.bare_namespace(name)
             assert cluster.apply(namespace) is None
             created.append(namespace)
     return created
@@ -179,19 +178,25 @@ class Selections:
             self.deferred = [(o.namespace, t["metadata"].get("labels") or {}, "rendered")
                              for o in objects for t in pod_templates(o)] + self.deferred
 
-    def check(self, where: str, namespace: str, selector: Mapping[str, Any]) -> None:
-        if self.cluster is not None and pods_selected(self.cluster, namespace, selector) >= 1:
-            return
+    def not_running_here(self, namespace: str, selector: Mapping[str, Any]) -> str | None:
+        """Why the pods this selector targets are not running during a test (None: they should be)."""
         reason = next((why for ns, labels, why in self.deferred
                        if ns == namespace and selector_matches(selector, labels)), None)
         keys = set((selector.get("matchLabels") or {}).keys()) | {e["key"] for e in selector.get("matchExpressions") or []}
-        reason = reason or next((why for label, why in OPERATOR_POD_LABELS.items() if label in keys), None)
+        return reason or next((why for label, why in OPERATOR_POD_LABELS.items() if label in keys), None)
+
+    def check(self, where: str, namespace: str, selector: Mapping[str, Any],
+              problem: str | None = None) -> None:
+        """`where` selects a pod now, or pods that cannot run here (listed); else `problem`."""
+        if self.cluster is not None and problem is None and pods_selected(self.cluster, namespace, selector) >= 1:
+            return
+        reason = self.not_running_here(namespace, selector)
         if reason == "rendered":
             return
         if reason is not None:
             self.report.not_checkable.append(f"{where}: {reason}")
         else:
-            self.report.problems.append(f"{where}: selects no pod ({dict(selector)})")
+            self.report.problems.append(f"{where}: {problem or f'selects no pod ({dict(selector)})'}")
 
 
 def selection_problems(cluster: Cluster | None, objects: Iterable[StackObject]) -> SelectionReport:
@@ -208,10 +213,7 @@ def selection_problems(cluster: Cluster | None, objects: Iterable[StackObject]) 
             if cluster is None:
                 selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]})
             elif not _ready_endpoints(cluster, obj):
-                before = len(report.problems)
-                selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]})
-                if len(report.problems) > before:
-                    report.problems[-1] = f"{obj.ref}: no ready endpoints"
+                selections.check(obj.ref, obj.namespace, {"matchLabels": spec["selector"]}, "no ready endpoints")
         elif obj.kind == "PodDisruptionBudget":
             selections.check(obj.ref, obj.namespace, spec["selector"])
         elif obj.kind == "HorizontalPodAutoscaler":
