@@ -123,7 +123,6 @@ def compose(config: StackConfig) -> Platform:
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
     services = list(platform.services.values())
-    # Monitoring before routes: the Grafana route lives in the monitoring namespace, declared here.
     platform.monitoring = compose_monitoring(config, data, images, pulumi.ResourceOptions(
         providers=[provider], depends_on=[namespace, *addons.ready]))
     platform.routes = compose_routes(config, pulumi.ResourceOptions(providers=[provider],
