@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube, secret_files
-from components.release import TRACK_LABEL, Canary, Release, Rolling, Track, canary_service_name, tracks
+from components.release import (CANARY, Canary, Release, Rolling, Track, canary_service_name, every_slot_selector,
+                                reads_live_size, tracks)
 
 
 @dataclass(frozen=True)
@@ -172,60 +173,65 @@ class AppService(pulumi.ComponentResource):
             "containers": [container],
             "volumes": volumes,
         }
-        if args.replicated:
-            pod_spec.update(kube.spread_across_nodes_and_zones(selector))
 
-        def deployment(track: Track) -> k8s.apps.v1.Deployment:
-            track_labels = {TRACK_LABEL: track.name} if track.name else {}
-            pod_labels = {**labels, **track_labels}
+        def deployment(track: Track, after: Sequence[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+            pod_labels = {**labels, **track.selector(selector), **track.track_labels}
             if isinstance(track.image, str) and track.image != args.image:  # a track's own version
                 pod_labels["app.kubernetes.io/version"] = kube.label_value(kube.image_version(track.image))
+            spec = {**pod_spec, "containers": [{**container, "image": track.image}]}
+            if args.replicated:
+                spec.update(kube.spread_across_nodes_and_zones(track.selector(selector)))
             deployment_spec = {
-                # A track's label is in its selector: each track is its own Deployment from the start.
-                "selector": {"matchLabels": {**selector, **track_labels}},
+                # Each slot's selector is its own from the start and never overlaps another's.
+                "selector": {"matchLabels": track.selector(selector)},
                 "revisionHistoryLimit": 5,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {"labels": pod_labels, "annotations": pod_annotations},
-                    "spec": {**pod_spec, "containers": [{**container, "image": track.image}]},
+                    "spec": spec,
                 },
             }
-            # The HPA owns the serving track's replica count; pinning it here would fight the HPA on every update.
+            # Under an HPA a plain rolling release leaves the count to the HPA; a serving colour
+            # declares the live count, so the one taking the traffic has it before the Service moves.
             if track.replicas is not None:
                 deployment_spec["replicas"] = track.replicas
             return k8s.apps.v1.Deployment(
-                f"{name}-{track.name}-deployment" if track.name else f"{name}-deployment",
-                metadata=kube.metadata(track.deployment_name(ident.name), args.namespace, {**labels, **track_labels},
-                                       kube.policy_exemptions(track.exemptions) or None),
+                track.resource_name(name),
+                metadata=kube.metadata(track.deployment_name(ident.name), args.namespace,
+                                       {**labels, **track.selector(selector), **track.track_labels},
+                                       kube.policy_exemptions(track.exemptions(args.autoscaling is not None)) or None),
                 spec=deployment_spec,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account]),
+                # No skipAwait: the engine waits until the Deployment is rolled out and Ready,
+                # and what depends on it (the Service moving to it) waits with it.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.service_account, *after]),
             )
 
         self.release = args.release
-        release_tracks = tracks(args.release, args.image, _serving_replicas(args), args.autoscaling is not None)
-        self.deployments = {track.name: deployment(track) for track in release_tracks}
+        release_tracks = tracks(args.release, args.image, self._serving_size(name, args),
+                                args.autoscaling is not None)
         serving_track = next(track for track in release_tracks if track.serving)
-        self.deployment = self.deployments[serving_track.name]  # the one the Service selects and the HPA scales
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {
+            track.slot: deployment(track, ()) for track in release_tracks if not track.idle}
+        self.deployment = self.deployments[serving_track.slot]  # the one the Service selects and the HPA scales
         serving = serving_track.deployment_name(ident.name)
-        # Rolling: every pod of the service; blue-green: the active colour; canary: stable.
-        service_selector = {**selector, TRACK_LABEL: serving_track.name} if serving_track.name else selector
 
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(ident.name),
-            spec=kube.service_spec(service_selector, {"http": args.port}),
-            # A selector that moves to another track (blue -> green, rolling -> stable) waits
-            # until that track's Deployment is ready: the Service never points at no pods.
+            spec=kube.service_spec(serving_track.selector(selector), {"http": args.port}),
+            # A selector that moves to another colour waits until that colour's Deployment has the
+            # serving size and is Ready: the Service never points at fewer pods than serve now.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
         self.canary_service_name: str | None = None
         if isinstance(args.release, Canary):
             self.canary_service_name = canary_service_name(ident.name)
+            canary_track = next(track for track in release_tracks if track.slot == CANARY)
             self.canary_service = k8s.core.v1.Service(
                 f"{name}-canary-service",
                 metadata=meta(self.canary_service_name),
-                spec=kube.service_spec({**selector, TRACK_LABEL: "canary"}, {"http": args.port}),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployments["canary"]]),
+                spec=kube.service_spec(canary_track.selector(selector), {"http": args.port}),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployments[CANARY]]),
             )
 
         self.autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
@@ -255,22 +261,30 @@ class AppService(pulumi.ComponentResource):
                         },
                     },
                 },
-                opts=child,
+                # Retargeted (a switch) only once the colour taking the traffic is Ready at size.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
             )
+        # The colour that stops serving scales down to idle_replicas only after the Service
+        # and the HPA have moved away from it (same update: scale up -> switch -> scale down).
+        switched = [self.service, *([self.autoscaler] if self.autoscaler is not None else [])]
+        for track in release_tracks:
+            if track.idle:
+                self.deployments[track.slot] = deployment(track, switched)
 
         self.disruption_budget: k8s.policy.v1.PodDisruptionBudget | None = None
         if args.replicated:
             self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
                 metadata=meta(ident.name),
-                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+                spec={"maxUnavailable": 1, "selector": every_slot_selector(selector)},
                 opts=child,
             )
 
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta(ident.name),
-            spec=kube.network_policy_spec(selector, args.ingress_from, [args.port], args.egress_to),
+            spec={**kube.network_policy_spec(selector, args.ingress_from, [args.port], args.egress_to),
+                  "podSelector": every_slot_selector(selector)},  # every Deployment of the service
             opts=child,
         )
 
@@ -282,8 +296,30 @@ class AppService(pulumi.ComponentResource):
         )
 
 
-def _serving_replicas(args: AppServiceArgs) -> int:
+    def _serving_size(self, name: str, args: AppServiceArgs) -> pulumi.Input[int]:
+        """What the serving Deployment runs: its configured replicas; under an HPA, for a release
+        that sizes by what serves now, the HPA's current replicas read from the cluster (at least
+        its minimum). A stack reads its own HPA here, so a service enters such a release deployed."""
+        configured = _configured_replicas(args)
+        self.live_autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
+        if args.autoscaling is None or not reads_live_size(args.release):
+            return configured
+        self.live_autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler.get(
+            f"{name}-live-hpa", pulumi.Output.concat(args.namespace, "/", args.identity.name),
+            opts=pulumi.ResourceOptions(parent=self))
+        return self.live_autoscaler.status.apply(lambda status: max(configured, live_replicas(status)))
+
+
+def _configured_replicas(args: AppServiceArgs) -> int:
     return args.autoscaling.min_replicas if args.autoscaling is not None else args.replicas
+
+
+def live_replicas(status: object) -> int:
+    """The replicas an HPA runs now (its status), 0 when it has not reported yet."""
+    current = getattr(status, "current_replicas", None)
+    if current is None and isinstance(status, dict):
+        current = status.get("currentReplicas", status.get("current_replicas"))
+    return int(current or 0)
 
 
 def _utilization(resource: str, percent: int) -> dict:

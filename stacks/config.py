@@ -171,9 +171,12 @@ def _tag_or_digest(value: str) -> str:
 
 
 class RollingRelease(_Model):
-    """Today's behaviour: one Deployment, replaced pod by pod."""
+    """One Deployment, replaced pod by pod."""
 
     strategy: Literal["rolling"]
+    # The colour whose Deployment runs the service: keep blue-green's `active` when leaving it.
+    # Unset: blue (`<name>`), sized by the HPA alone; set: sized from the live HPA (see Releases).
+    active: Literal["blue", "green"] | None = None
 
 
 class BlueGreenRelease(_Model):
@@ -195,6 +198,7 @@ class CanaryRelease(_Model):
     canary_weight: int = Field(ge=0, le=100)
     canary_image: str = ""  # tag or digest; empty: the stack's image
     stable_image: str = ""  # tag or digest; empty: the stack's image (pin it while a promoted image is the canary)
+    active: Literal["blue", "green"] | None = None  # the colour that is the stable track (as rolling's)
 
     _images = field_validator("canary_image", "stable_image")(classmethod(lambda cls, v: _tag_or_digest(v)))
 

@@ -17,8 +17,8 @@ def service_release(config: StackConfig, service: str) -> Release:
                          blue_image=image.variant(release.blue_image), green_image=image.variant(release.green_image))
     if isinstance(release, CanaryRelease):
         return Canary(weight=release.canary_weight, canary_image=image.variant(release.canary_image),
-                      stable_image=image.variant(release.stable_image))
-    return Rolling()
+                      stable_image=image.variant(release.stable_image), active=release.active)
+    return Rolling(active=release.active)
 
 
 def weighted(config: StackConfig, route: Route) -> Route:

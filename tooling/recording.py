@@ -127,13 +127,18 @@ class Recording:
 class RealisticMocks(pulumi_mocks.Mocks):
     """Provider answers close enough to the real ones for dependent inputs to resolve."""
 
-    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None):
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+                 live_objects: Mapping[tuple[str, str], Mapping[str, Any]] | None = None):
         # Other stacks' outputs by fully qualified name; unnamed ones answer like a deployed stack.
         self.stack_outputs = dict(stack_outputs or {})
+        # What `Resource.get(type, id)` finds on the cluster: (type token, id) -> the object's state.
+        self.live_objects = dict(live_objects or {})
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         typ, name = args.typ, args.name
+        if args.resource_id and (typ, args.resource_id) in self.live_objects:  # a read of a live object
+            return args.resource_id, {**inputs, **self.live_objects[(typ, args.resource_id)]}
         if typ.startswith("kubernetes:"):
             meta = dict(inputs.get("metadata") or {})
             meta.setdefault("name", name)
@@ -230,6 +235,7 @@ def record(
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    live_objects: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> Recording:
     """Run `program` under the recording engine and return what it declared.
 
@@ -237,13 +243,15 @@ def record(
     way the Pulumi CLI hands config to a program. Exceptions raised by the
     program (a ConfigError, a ValueError of a component) propagate.
     `stack_outputs` answers StackReferences: stack name -> its outputs.
+    `live_objects` answers reads of existing objects (`Resource.get`): (type token, id) -> state;
+    an object not listed reads as found, without status (e.g. an HPA that has not reported).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         runtime_config.set_all_config(dict(config or {}), secret_keys or [])
         settings.set_root_resource(None)  # a fresh Stack resource for this run
-        monitor = RecordingMonitor(RealisticMocks(stack_outputs))
+        monitor = RecordingMonitor(RealisticMocks(stack_outputs, live_objects))
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         result = _run(program)
         outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))

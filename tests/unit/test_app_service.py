@@ -7,6 +7,7 @@ import pytest
 from tests.unit.secret_support import app_secret_refs
 from components import kube
 from components.app_service import AppService, AppServiceArgs, Autoscaling, SecretEnv
+from components.release import every_slot_selector
 
 IDENT = kube.Identity(name="content-manager", component="api", environment="test", version="1.2.3")
 
@@ -123,7 +124,7 @@ def test_fixed_replicas_get_pdb_and_spreading(run_program):
     assert dep["spec"]["replicas"] == 3
     pdb = rec.k8s_object("PodDisruptionBudget", "content-manager")
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert pdb["spec"]["selector"]["matchLabels"] == IDENT.selector()
+    assert pdb["spec"]["selector"] == every_slot_selector(IDENT.selector())  # every Deployment of the service
     pod = dep["spec"]["template"]["spec"]
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
@@ -172,7 +173,7 @@ def test_network_policy_admits_only_declared_peers(run_program):
     gateway = kube.NetworkPeer(namespace="gateway-ns")
     rec, _ = deploy(run_program, ingress_from=[gateway], egress_to=[kube.NetworkPeer(pod_labels={"app": "db"}, ports=[5432])])
     spec = rec.k8s_object("NetworkPolicy", "content-manager")["spec"]
-    assert spec["podSelector"] == {"matchLabels": IDENT.selector()}
+    assert spec["podSelector"] == every_slot_selector(IDENT.selector())
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["ingress"] == [
         {

@@ -130,6 +130,10 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
             "aquascene:services.distributor.release.active: Input should be 'blue' or 'green' (got \"red\")",
         ),
         (
+            {"environment": "dev", "services": {"distributor": {"release": {"strategy": "rolling", "active": "teal"}}}},
+            "aquascene:services.distributor.release.active: Input should be 'blue' or 'green' (got \"teal\")",
+        ),
+        (
             {"environment": "dev", "services": {"distributor": {"release": {"strategy": "blue-green", "active": "blue",
                                                                           "canary_weight": 10}}}},
             "aquascene:services.distributor.release.canary_weight: unknown key; allowed here: strategy, active, "
