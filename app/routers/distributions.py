@@ -111,7 +111,7 @@ async def distribute_to_instagram(
 
 
 @router.get(
-    "/{distribution_id}",
+    "/{distribution_id:uuid}",
     response_model=DistributionOut,
     responses=error_responses(401, 404, 422, 429, 503, s503=UNCONFIGURED),
 )
