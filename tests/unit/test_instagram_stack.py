@@ -82,3 +82,16 @@ def test_a_bad_instagram_setting_names_its_key(key, value, words):
         build_stack_config("test", {"environment": "dev", "app": {key: value}})
     (problem,) = [p for p in caught.value.problems if key in p]
     assert problem.startswith(f"aquascene:app.{key}: ") and words in problem
+
+
+def test_rotating_the_token_rolls_the_distributor_alone(run_stack):
+    before = run_stack("staging", {"instagram_access_token": TOKEN})
+    after = run_stack("staging", {"instagram_access_token": TOKEN + "-rotated"})
+
+    def annotations(rec):
+        return {r.name: r.plain_inputs["spec"]["template"]["metadata"].get("annotations", {})
+                for r in rec.kubernetes() if r.kind in POD_KINDS and r.kind != "CronJob"}
+
+    a, b = annotations(before), annotations(after)
+    assert a.keys() == b.keys()
+    assert {name for name in a if a[name] != b[name]} == {"distributor-deployment"}
