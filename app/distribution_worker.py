@@ -157,6 +157,9 @@ class DistributionWorker:
             if status == "EXPIRED":
                 await self._save(row, container_id=None)
             raise GraphError("transient", f"container {container_id} is {status or 'without a status'}, not FINISHED")
+        # Renew the lease right before acting: a worker whose lease ran out (a slow attempt) stops
+        # here, and no other worker can take the row over while this publish is in flight.
+        await self._save(row, lease_expires_at=utcnow() + self.lease)
         media_id = await graph.publish(container_id)
         await self.record_published(row, media_id, await self._permalink(media_id))
 

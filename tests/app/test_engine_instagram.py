@@ -17,7 +17,7 @@ from PIL import Image
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from app.distribution_worker import DistributionWorker
+from app.distribution_worker import DistributionWorker, LeaseLost
 from engine_support import AUTH, free_port
 from graph_standin import (
     NO_PERMISSION, RATE_LIMITED, TOKEN, TOKEN_EXPIRED, TRANSIENT, USER_ID, USER_RATE_LIMITED, GraphStandIn, GraphState,
@@ -367,3 +367,26 @@ def test_two_workers_never_take_the_same_row(instagram, backend, graph: GraphSta
     assert str(client.portal.call(second.claim).id) == accepted["id"]
     for worker in (first, second):
         client.portal.call(worker.graph.close)
+
+
+def test_a_worker_that_lost_its_lease_does_not_publish(instagram, backend, graph: GraphState):
+    client = instagram(instagram_worker_interval_seconds=3600)
+    content_id = published_content(client)
+    accepted = post(client, content_id, asset(client, content_id)).json()
+    # An earlier attempt recorded a container that is now FINISHED.
+    graph.in_progress_polls = 0
+    graph.containers["17900000000000999"] = {"caption": accepted["caption"], "image": b"", "polls": 0,
+                                             "published": False}
+    with backend.engine.begin() as conn:
+        conn.execute(text("UPDATE distributions SET container_id = '17900000000000999'"))
+    services = client.app.state.services
+    slow = DistributionWorker(services)
+    taken = client.portal.call(slow.claim)
+    # Its lease ran out while it worked, and another replica took the row over.
+    with backend.engine.begin() as conn:
+        conn.execute(text("UPDATE distributions SET lease_owner = 'other-replica'"))
+    with pytest.raises(LeaseLost):
+        client.portal.call(slow.process, taken)
+    assert graph.calls["status"] >= 1 and graph.calls["publish"] == 0
+    assert row(backend, accepted["id"]).lease_owner == "other-replica"
+    client.portal.call(slow.graph.close)
