@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     instagram_graph_url: str = "https://graph.facebook.com/v26.0"
     s3_bucket_instagram: str = "instagram-media"
     instagram_timeout_seconds: PositiveFloat = 30.0
-    instagram_retry_seconds: PositiveFloat = 2.0  # first backoff; doubles per attempt
+    instagram_retry_seconds: PositiveFloat = 2.0  # first backoff: doubles within an attempt, x4 between attempts
     instagram_max_attempts: PositiveInt = 6
     instagram_container_wait_seconds: PositiveFloat = 300.0  # bounded polling of a container's status_code
     instagram_worker_interval_seconds: PositiveFloat = 5.0

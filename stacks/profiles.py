@@ -145,7 +145,8 @@ _ADDONS_PRESENT = {name: {"install": False}
 _ADDONS_INSTALLED = {name: {"install": True} for name in _ADDONS_PRESENT}
 
 # The Graph API pinned to one version (Meta retires versions about two years after release);
-# the account id is per stack (`aquascene:app.instagram_user_id`), the token a secret.
+# the account id is per stack (`aquascene:app.instagram_user_id`), the token a secret. The URL is
+# also the engine's default (app/settings.py): bump both together.
 _INSTAGRAM = {"instagram_user_id": "", "instagram_graph_url": "https://graph.facebook.com/v26.0"}
 
 PROFILES: dict[str, Profile] = {

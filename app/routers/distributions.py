@@ -63,8 +63,9 @@ def distribution_out(row: Distribution) -> DistributionOut:
 
 
 LOCATION = {"Location": {"description": "The distribution's URL.", "required": True, "schema": {"type": "string"}}}
-UNCONFIGURED = "Instagram publishing is not configured (INSTAGRAM_ACCESS_TOKEN or INSTAGRAM_USER_ID missing), " \
-               "or the database or object storage is unavailable; `detail` says which. Nothing was queued."
+UNCONFIGURED = "Instagram publishing is not configured (INSTAGRAM_ACCESS_TOKEN or INSTAGRAM_USER_ID missing)"
+READ_503 = f"{UNCONFIGURED}, or the database is unavailable; `detail` says which."
+CREATE_503 = f"{UNCONFIGURED}, or the database or object storage is unavailable; `detail` says which. Nothing was queued."
 
 
 @router.post(
@@ -80,7 +81,7 @@ UNCONFIGURED = "Instagram publishing is not configured (INSTAGRAM_ACCESS_TOKEN o
                  "processed or was used with another body.",
             s422="Invalid request, or Instagram would refuse the post: `detail` names the field (caption: length, "
                  "hashtags, mentions; asset_id: not a JPEG, larger than 8 MB, aspect ratio outside 4:5 to 1.91:1).",
-            s503=UNCONFIGURED,
+            s503=CREATE_503,
         ),
     },
 )
@@ -113,7 +114,7 @@ async def distribute_to_instagram(
 @router.get(
     "/{distribution_id:uuid}",
     response_model=DistributionOut,
-    responses=error_responses(401, 404, 422, 429, 503, s503=UNCONFIGURED),
+    responses=error_responses(401, 404, 422, 429, 503, s503=READ_503),
 )
 async def read_distribution(
     distribution_id: uuid.UUID,
