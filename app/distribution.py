@@ -56,11 +56,11 @@ async def create_distribution(
     if not may_distribute(content):
         raise ApiError(409, f"content_id: content must be published before it is distributed (it is {content.status})")
 
-    field, text = ("caption", caption) if caption is not None else ("caption", content.body.strip())
+    text = caption if caption is not None else content.body.strip()
     problem = caption_problem(text)
     if problem:
         source = "" if caption is not None else " (the content's body, used when no caption is sent; send a shorter caption)"
-        raise ApiError(422, f"{field}: {problem}{source}")
+        raise ApiError(422, f"caption: {problem}{source}")
     if asset.content_type != PUBLISHABLE_TYPE:
         raise ApiError(422, f"asset_id: the asset is {asset.content_type}; Instagram takes JPEG images only")
     if asset.size > MAX_IMAGE_BYTES:
