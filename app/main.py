@@ -13,13 +13,13 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import migrate
+from app import distribution_worker, migrate
 from app.deps import reject_unknown_query
 from app.errors import ApiError, install_error_handlers
 from app.logging_setup import configure_logging
 from app.metrics import ObservabilityMiddleware
 from app.openapi import install_openapi
-from app.routers import content, generation, health, newsletters, scraping, subscribers
+from app.routers import content, distributions, generation, health, newsletters, scraping, subscribers
 from app.services import Services
 from app.settings import VERSION, Environment, Role, Settings, SettingsError, load_settings
 
@@ -70,7 +70,7 @@ ROLE_ROUTERS = {
     Role.CONTENT_MANAGER: [content.router, content.files_router],
     Role.AI_PROCESSOR: [generation.router],
     Role.WEB_SCRAPER: [scraping.router],
-    Role.DISTRIBUTOR: [newsletters.router],
+    Role.DISTRIBUTOR: [newsletters.router, distributions.router],
     Role.SUBSCRIBER_MANAGER: [subscribers.router],
 }
 
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         services = Services.create(settings)
         services.start()
         app.state.services = services
+        worker = distribution_worker.start(services) if settings.serves(Role.DISTRIBUTOR) else None
         # Move everything allocated at start-up out of the collector's way: later
         # full collections then scan only request-time objects (shorter pauses).
         if settings.environment != Environment.TEST:
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         try:
             yield
         finally:
+            await distribution_worker.stop(worker)
             await services.close()
 
     docs = settings.docs_enabled

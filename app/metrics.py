@@ -33,6 +33,14 @@ QUALITY_SCORE = Gauge(
     "content_quality_score", "Quality score (0-10) of the most recently generated content.", ["content_type"]
 )
 AI_COST = Counter("ai_api_cost_total", "Generation provider cost in USD.", ["provider", "model"])
+INSTAGRAM_PUBLISH = Counter(
+    "instagram_publish_total",
+    "Instagram publishing attempts by outcome: published, failed (permanently: a person must act), "
+    "retried (transient or rate-limited), deferred (the account's publishing limit).",
+    ["outcome"],
+)
+for _outcome in ("published", "failed", "retried", "deferred"):
+    INSTAGRAM_PUBLISH.labels(_outcome)  # every series exists from the start, so increase() sees the first one
 
 UNMATCHED = "<unmatched>"
 log = logging.getLogger("app.access")

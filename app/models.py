@@ -206,4 +206,40 @@ class Delivery(Base):
     )
 
 
+class Distribution(Base):
+    """One post of a content item to an outside channel (Instagram), worked by the distributor.
+
+    The row is the job: a worker claims a due row with a lease (``lease_expires_at``),
+    records the Graph API container before publishing it, and only then asks for
+    ``media_publish``, so a retry can tell whether the post already went out.
+    """
+
+    __tablename__ = "distributions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    channel: Mapped[str] = mapped_column(String(16), default="instagram")
+    # History outlives the content and the asset: the post stays on Instagram.
+    content_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("content.id", ondelete="SET NULL"), index=True)
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"))
+    media_bucket: Mapped[str] = mapped_column(String(63))
+    media_key: Mapped[str] = mapped_column(String(512))
+    caption: Mapped[str] = mapped_column(Text)
+    alt_text: Mapped[str | None] = mapped_column(String(1000))
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, publishing, published, failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    publish_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    container_id: Mapped[str | None] = mapped_column(String(64))
+    media_id: Mapped[str | None] = mapped_column(String(64))
+    permalink: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_distributions_state_next_attempt", "state", "next_attempt_at"),)
+
+
 ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

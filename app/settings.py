@@ -157,6 +157,19 @@ class Settings(BaseSettings):
     mail_from: str = "AquaScene <newsletter@aquascene.bg>"
     confirmation_ttl_hours: PositiveInt = 48
 
+    # --- instagram (distributor) --------------------------------------------
+    # Without the token (secret file instagram_access_token) or the user id the
+    # distribution endpoints answer 503; the engine still starts.
+    instagram_access_token: str | None = None
+    instagram_user_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    instagram_graph_url: str = "https://graph.facebook.com/v26.0"
+    s3_bucket_instagram: str = "instagram-media"
+    instagram_timeout_seconds: PositiveFloat = 30.0
+    instagram_retry_seconds: PositiveFloat = 2.0  # first backoff: doubles within an attempt, x4 between attempts
+    instagram_max_attempts: PositiveInt = 6
+    instagram_container_wait_seconds: PositiveFloat = 300.0  # bounded polling of a container's status_code
+    instagram_worker_interval_seconds: PositiveFloat = 5.0
+
     # --- validation ---------------------------------------------------------
     @field_validator("database_url")
     @classmethod
@@ -185,6 +198,13 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("instagram_graph_url")
+    @classmethod
+    def _check_graph_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be the Graph API's URL with its version, e.g. https://graph.facebook.com/v26.0")
         return value.rstrip("/")
 
     @field_validator("scraper_allowed_networks")
@@ -279,6 +299,14 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.environment not in (Environment.DEVELOPMENT, Environment.TEST)
+
+    @property
+    def instagram_unconfigured(self) -> str | None:
+        """Why Instagram publishing is off (None: it is on)."""
+        missing = [name for name, value in (("INSTAGRAM_ACCESS_TOKEN (secret file instagram_access_token)",
+                                             self.instagram_access_token), ("INSTAGRAM_USER_ID", self.instagram_user_id))
+                   if not value]
+        return f"Instagram publishing is not configured: {' and '.join(missing)} not set" if missing else None
 
     def serves(self, role: Role) -> bool:
         return self.service_role in (role, Role.ALL)

@@ -27,6 +27,7 @@ class Storage(Protocol):
     kind: str
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
     def delete(self, bucket: str, key: str) -> None: ...
     def presigned_url(self, bucket: str, key: str, expires: int, base_url: str) -> str: ...
     def check(self, bucket: str) -> bool: ...
@@ -62,6 +63,22 @@ class S3Storage:
             self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not store object: {exc}") from exc
+
+    def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """The object's bytes (at most max_bytes + 1: enough to tell it is too large).
+        FileNotFoundError when it does not exist, StorageError when the store fails."""
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                return body.read(max_bytes + 1)
+            finally:
+                body.close()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from exc
+            raise StorageError(f"could not read object: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not read object: {exc}") from exc
 
     def delete(self, bucket: str, key: str) -> None:
         try:
@@ -110,6 +127,10 @@ class LocalStorage:
         if not path.is_file():
             raise FileNotFoundError(key)
         return path.read_bytes()
+
+    def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        with self._path(bucket, key).open("rb") as file:
+            return file.read(max_bytes + 1)
 
     def delete(self, bucket: str, key: str) -> None:
         self._path(bucket, key).unlink(missing_ok=True)

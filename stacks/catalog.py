@@ -14,7 +14,7 @@ class ContentService:
     name: str  # Kubernetes name and SERVICE_ROLE of the content-engine image
     port: int
     redis_db: int  # seed 001's per-service Redis DB allocation
-    public_internet: bool  # calls out to the internet (AI APIs, scraped sites, SMTP)
+    public_internet: bool  # calls out to the internet (AI APIs, scraped sites, SMTP, the Graph API)
     description: str
 
 
@@ -22,7 +22,7 @@ CONTENT_SERVICES: tuple[ContentService, ...] = (
     ContentService("content-manager", 8000, 0, False, "content CRUD, assets and search"),
     ContentService("ai-processor", 8001, 1, True, "AI content generation"),
     ContentService("web-scraper", 8002, 2, True, "fetches and extracts source pages"),
-    ContentService("distributor", 8003, 3, True, "newsletter delivery over SMTP"),
+    ContentService("distributor", 8003, 3, True, "newsletter delivery over SMTP, Instagram posts over HTTPS"),
     ContentService("subscriber-manager", 8004, 4, True, "subscriptions, confirmation mail"),
 )
 SERVICE_NAMES = tuple(s.name for s in CONTENT_SERVICES)

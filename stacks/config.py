@@ -222,6 +222,24 @@ class AppSettings(_Model):
     cors_origins: list[str]
     smtp_host: str  # the mail relay of newsletters and confirmations (STARTTLS); empty: mail is only logged
     smtp_port: int = Field(ge=1, le=65535)
+    # Instagram publishing (distributor); the token is the secret aquascene:instagram_access_token.
+    instagram_user_id: str  # the Instagram professional account's id; empty: publishing answers 503
+    instagram_graph_url: str  # the Graph API with a pinned version, e.g. https://graph.facebook.com/v26.0
+
+    @field_validator("instagram_user_id")
+    @classmethod
+    def _instagram_user_id(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[0-9]{1,32}", v):
+            raise ValueError(f"must be the numeric Instagram user id (e.g. 17841400000000000), or empty, got {v!r}")
+        return v
+
+    @field_validator("instagram_graph_url")
+    @classmethod
+    def _graph_url(cls, v: str) -> str:
+        if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/v[0-9]+\.[0-9]+", v):
+            raise ValueError(f"must be an https:// Graph API URL with a pinned version such as "
+                             f"https://graph.facebook.com/v26.0, got {v!r}")
+        return v
 
     @field_validator("smtp_host")
     @classmethod
@@ -583,7 +601,7 @@ def _release_problems(config: StackConfig) -> list[str]:
 # Secrets are not part of StackConfig: they stay secret Outputs (`pulumi config set --secret`).
 SECRET_KEYS = ("alert_smtp_password", "alert_slack_webhook_url", "api_keys",
                # The engine's providers (stacks/provider_secrets.py): only the services that use them get them.
-               "openai_api_key", "anthropic_api_key", "smtp_username", "smtp_password")
+               "openai_api_key", "anthropic_api_key", "smtp_username", "smtp_password", "instagram_access_token")
 
 
 def secret_setting(key: str) -> pulumi.Output[str] | None:

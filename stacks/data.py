@@ -39,6 +39,7 @@ DATA_CLIENT_COMPONENTS = ("api", "migration")
 BACKUP_COMPONENT = "backup"  # a data client only where the stack runs backups
 BACKUP_BUCKET = "system-backups"
 ASSETS_BUCKET = "content-assets"
+INSTAGRAM_BUCKET = "instagram-media"  # images staged for the Graph API to fetch (distributor)
 SYSTEM = "system"  # the Redis client name of platform jobs (backups, health)
 POSTGRES_SECRET = "postgres-app"
 POOLER_NAME = "postgres-pooler"
@@ -124,6 +125,7 @@ class DataLayer:
             "S3_REGION": self.storage.region,
             "S3_BUCKET_ASSETS": self.storage.bucket_names[ASSETS_BUCKET],
             "S3_BUCKET_BACKUPS": self.storage.bucket_names[BACKUP_BUCKET],
+            "S3_BUCKET_INSTAGRAM": self.storage.bucket_names[INSTAGRAM_BUCKET],
         }
         if self.cache.cluster_mode:
             # A Redis cluster has one database: services are kept apart by key prefix instead.

@@ -99,6 +99,7 @@ def public_routes(config: StackConfig) -> list[Route]:
         ("api-subscribers", "/api/v1/subscribers", "subscriber-manager", API_LIMIT, 60),
         ("api-scrape", "/api/v1/scrape", "web-scraper", API_LIMIT, 60),
         ("api-newsletters", "/api/v1/newsletters", "distributor", API_LIMIT, 60),
+        ("api-distributions", "/api/v1/distributions", "distributor", API_LIMIT, 60),
         ("api", "/api/v1/", "content-manager", API_LIMIT, 60),
     ]
     ports = {s.name: s.port for s in catalog.CONTENT_SERVICES}

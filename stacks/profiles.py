@@ -144,6 +144,11 @@ _ADDONS_PRESENT = {name: {"install": False}
                    for name in ("metrics_server", "node_autoscaler", "cert_manager", "envoy_gateway")}
 _ADDONS_INSTALLED = {name: {"install": True} for name in _ADDONS_PRESENT}
 
+# The Graph API pinned to one version (Meta retires versions about two years after release);
+# the account id is per stack (`aquascene:app.instagram_user_id`), the token a secret. The URL is
+# also the engine's default (app/settings.py): bump both together.
+_INSTAGRAM = {"instagram_user_id": "", "instagram_graph_url": "https://graph.facebook.com/v26.0"}
+
 PROFILES: dict[str, Profile] = {
     "dev": {
         "kubernetes": {"context": "", "version": "1.33"},
@@ -156,6 +161,7 @@ PROFILES: dict[str, Profile] = {
             "cors_origins": ["http://localhost:3000"],
             "smtp_host": "",  # mail is logged, not sent
             "smtp_port": 587,
+            **_INSTAGRAM,
         },
         "services": _services(
             replicas=1,
@@ -185,6 +191,7 @@ PROFILES: dict[str, Profile] = {
             # Seed 000's relay; its credentials are aquascene:smtp_username / smtp_password (secret).
             "smtp_host": "smtp.sendgrid.net",
             "smtp_port": 587,
+            **_INSTAGRAM,
         },
         "services": _services(
             replicas=2,
@@ -221,6 +228,7 @@ PROFILES: dict[str, Profile] = {
             "cors_origins": ["https://aquascene.example"],
             "smtp_host": "smtp.sendgrid.net",
             "smtp_port": 587,
+            **_INSTAGRAM,
         },
         "services": _services(
             replicas=3,

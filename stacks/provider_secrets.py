@@ -1,7 +1,7 @@
-"""The AI providers' and mail server's credentials: secret config, delivered only where used.
+"""The AI providers', mail server's and Instagram's credentials: secret config, delivered only where used.
 
 `pulumi config set --secret aquascene:openai_api_key ...` (and anthropic_api_key,
-smtp_username, smtp_password). Each service that uses one gets a Secret of its own,
+smtp_username, smtp_password, instagram_access_token). Each service that uses one gets a Secret of its own,
 `<service>-providers`, holding only its keys, mounted as files like every credential:
 the scraper never holds the OpenAI key, the AI processor never the SMTP password.
 """
@@ -24,19 +24,30 @@ PROVIDER_SECRETS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     # Newsletters (distributor) and subscription confirmations (subscriber-manager) send mail.
     "smtp_username": ("SMTP_USERNAME", ("distributor", "subscriber-manager")),
     "smtp_password": ("SMTP_PASSWORD", ("distributor", "subscriber-manager")),
+    # Instagram posts are published by the distributor alone.
+    "instagram_access_token": ("INSTAGRAM_ACCESS_TOKEN", ("distributor",)),
 }
 
 
 # The services that send mail (newsletters; subscription confirmations) get the relay's address.
 MAIL_SERVICES = PROVIDER_SECRETS["smtp_password"][1]
+INSTAGRAM_SERVICES = PROVIDER_SECRETS["instagram_access_token"][1]
 
 
 def provider_settings(config: StackConfig) -> dict[str, dict[str, str]]:
-    """Per service, the non-secret settings of its providers: the mail relay, for the mail senders."""
-    if not config.app.smtp_host:
-        return {}
-    relay = {"SMTP_HOST": config.app.smtp_host, "SMTP_PORT": str(config.app.smtp_port), "SMTP_STARTTLS": "true"}
-    return {service: dict(relay) for service in MAIL_SERVICES}
+    """Per service, the non-secret settings of its providers: the mail relay for the mail senders,
+    the Graph API's URL and the Instagram account for the Instagram publisher."""
+    settings: dict[str, dict[str, str]] = {}
+    if config.app.smtp_host:
+        relay = {"SMTP_HOST": config.app.smtp_host, "SMTP_PORT": str(config.app.smtp_port), "SMTP_STARTTLS": "true"}
+        for service in MAIL_SERVICES:
+            settings.setdefault(service, {}).update(relay)
+    instagram = {"INSTAGRAM_GRAPH_URL": config.app.instagram_graph_url}
+    if config.app.instagram_user_id:
+        instagram["INSTAGRAM_USER_ID"] = config.app.instagram_user_id
+    for service in INSTAGRAM_SERVICES:
+        settings.setdefault(service, {}).update(instagram)
+    return settings
 
 
 def secret_name(service: str) -> str:

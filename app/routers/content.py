@@ -545,7 +545,7 @@ async def download_local_file(
     storage = services.storage
     if (
         not isinstance(storage, LocalStorage)
-        or bucket != services.settings.s3_bucket_assets
+        or bucket not in (services.settings.s3_bucket_assets, services.settings.s3_bucket_instagram)
         or not storage.verify(bucket, key, expires, signature)
     ):
         raise ApiError(403, "invalid or expired signature")

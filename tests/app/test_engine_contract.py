@@ -4,7 +4,9 @@ the engine does.
 
 Every check schemathesis has, positive and negative data, 40 examples per operation,
 in-process against the ASGI app on the embedded backend (SQLite file, in-process
-cache, local directory store) with a local SMTP server. The scraping operation is left
+cache, local directory store) with a local SMTP server. Instagram publishing is
+configured (so its endpoints answer rather than 503) against a Graph API URL where
+nothing listens: a fuzzer must never post anywhere. The scraping operation is left
 out: it fetches the URL it is given, and a fuzzer must never reach outside hosts.
 """
 
@@ -78,6 +80,9 @@ def _contract_app():
         rate_limit_per_minute=1_000_000,
         generate_rate_limit_per_minute=1_000_000,
         max_asset_bytes=64 * 1024,
+        instagram_access_token="contract-test-token",
+        instagram_user_id="17841400000000001",
+        instagram_graph_url=f"http://127.0.0.1:{free_port()}/v26.0",
     )
     return create_app(settings_, configure_logs=False)
 

@@ -215,6 +215,7 @@ def test_data_store_and_disk_alerts():
 def test_rules_configmap_carries_the_rule_files_byte_for_byte(prod):
     assert prod.k8s_object("ConfigMap", "prometheus-rules")["data"] == rule_files()
     assert set(rule_files()) == {"content-engine-alerts.yml", "data-stores.yml", "recording.yml", "backups.yml",
+                                "distribution.yml",
                                 "releases.yml", "platform.yml"}
 
 

@@ -25,7 +25,8 @@ def test_routes_map_the_seed_paths_to_the_right_services(run_stack, env):
     expected = {
         "/api/v1/generate": "ai-processor", "/api/v1/content": "content-manager",
         "/api/v1/subscribers": "subscriber-manager", "/api/v1/scrape": "web-scraper",
-        "/api/v1/newsletters": "distributor", "/api/v1/": "content-manager",
+        "/api/v1/newsletters": "distributor", "/api/v1/distributions": "distributor",
+        "/api/v1/": "content-manager",
     }
     for path, service in expected.items():
         assert paths[path] == (service, ports[service]), path
