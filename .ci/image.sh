@@ -90,7 +90,8 @@ if [ "${IMAGE_BASE}" = "standin" ]; then
   security="${mirror%/debian}/debian-security"
   apt_settings=$(grep -lE '^[[:space:]]*Acquire::(https?::|ftp::|Check-|Retries)' /etc/apt/apt.conf.d/* 2>/dev/null || true)
   extra_cas=$(find /usr/local/share/ca-certificates -type f -name '*.crt' 2>/dev/null | sort || true)
-  pip_conf=$( [ -f /etc/pip.conf ] && echo /etc/pip.conf || true)
+  pip_conf=""
+  if [ -f /etc/pip.conf ]; then pip_conf=/etc/pip.conf; fi
   key=$( { echo "${release} ${python_minor} ${STANDIN_PACKAGES} ${mirror} ${security}"
            for f in ${apt_settings} ${extra_cas} ${pip_conf}; do echo "${f}"; cat "${f}"; done
          } | sha256sum | cut -c1-16)
