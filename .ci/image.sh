@@ -8,7 +8,8 @@
 #   IMAGE_REF=REGISTRY/REPO@sha256:... bash .ci/image.sh   pull an image already pushed
 #
 # and tags the result ENGINE_IMAGE (default localhost/aquascene/content-engine:test), which
-# tests/image runs. The stand-in, for machines that reach Debian's packages and PyPI but no
+# tests/image runs; beside it, a PostgreSQL server of the major the stacks run, from Debian's
+# packages on the same base (POSTGRES_SERVER_IMAGE), for the restore half of the backup drill. The stand-in, for machines that reach Debian's packages and PyPI but no
 # container registry: the Dockerfile's `FROM ... AS base` tag names its Debian release and Python
 # minor (python:3.13-slim-trixie); debootstrap makes that release with Debian's python3, which
 # must be the same minor, and it is imported under the very tag the Dockerfile names. It carries
@@ -25,6 +26,7 @@ cd "$(dirname "$0")/.."
 ENGINE_IMAGE="${ENGINE_IMAGE:-localhost/aquascene/content-engine:test}"
 IMAGE_BASE="${IMAGE_BASE:-standin}"
 IMAGE_REF="${IMAGE_REF:-}"
+if [ -n "${IMAGE_REF}" ]; then IMAGE_BASE=registry; fi   # a machine that pulls the image pulls its base
 CACHE_DIR="${IMAGE_CACHE_DIR:-/var/cache/aquascene-image}"
 DOCKERFILE=app/Dockerfile
 # What the stand-in installs beside debootstrap's minimal base: the interpreter the official
@@ -54,14 +56,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 phase "image tools"
-
-# ------------------------------------------------------------------ a pushed image
-if [ -n "${IMAGE_REF}" ]; then
-  podman pull --quiet "${IMAGE_REF}" >/dev/null
-  podman tag "${IMAGE_REF}" "${ENGINE_IMAGE}"
-  phase "pull ${IMAGE_REF}"
-  exit 0
-fi
 
 # ------------------------------------------------------------------ the base
 # The one `FROM <image> AS base` line of the Dockerfile, e.g. python:3.13-slim-trixie[@sha256:...].
@@ -140,9 +134,33 @@ EOF
   fi
 fi
 
-# ------------------------------------------------------------------ the build
+# ------------------------------------------------------------------ a PostgreSQL server of the stacks' major
+# The restore half of tests/image's backup drill needs a server at least as new as the image's
+# pg_restore (17 cannot restore into an older server); this machine's may be older. Debian's
+# postgresql-<major> on the same base, built once.
 pull=never                                   # the stand-in exists only in this image store
 [ "${IMAGE_BASE}" = "standin" ] || pull=true
+pg_major=$(sed -nE 's/^ARG POSTGRES_MAJOR=([0-9]+)$/\1/p' "${DOCKERFILE}")
+server_image="${POSTGRES_SERVER_IMAGE:-localhost/aquascene/postgresql-server:${pg_major}}"
+if ! podman image exists "${server_image}"; then
+  ctr=$(buildah from --quiet --pull="${pull}" "${base}")
+  buildah run --isolation chroot "${ctr}" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends postgresql-${pg_major} >/dev/null && rm -rf /var/lib/apt/lists/*" >&2
+  buildah config --user postgres --env "PATH=/usr/lib/postgresql/${pg_major}/bin:/usr/local/bin:/usr/bin:/bin" \
+    --cmd postgres "${ctr}"
+  buildah commit --quiet --format docker --rm "${ctr}" "${server_image}" >/dev/null
+  phase "postgresql ${pg_major} server image"
+fi
+
+# ------------------------------------------------------------------ a pushed image
+if [ -n "${IMAGE_REF}" ]; then
+  podman pull --quiet "${IMAGE_REF}" >/dev/null
+  podman tag "${IMAGE_REF}" "${ENGINE_IMAGE}"
+  phase "pull ${IMAGE_REF}"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ the build
 build_started=$(date +%s)
 buildah bud --isolation chroot --format docker --layers --pull="${pull}" \
   -f "${DOCKERFILE}" --ignorefile "${DOCKERFILE}.dockerignore" -t "${ENGINE_IMAGE}" . >&2

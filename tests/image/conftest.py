@@ -196,6 +196,14 @@ class Runner:
         podman("run", "--detach", "--name", name, *self.options(env, network, read_only), self.image)
         return Container(name, port, env)
 
+    def untouched_diff(self, env: dict[str, str]) -> set[str]:
+        """`podman diff` of a writable-root container that ran nothing but the interpreter: what
+        podman itself adds (the mount points of /etc/hosts, /etc/resolv.conf ...), not the engine."""
+        name = f"aquascene-image-baseline-{uuid.uuid4().hex[:10]}"
+        self.names.append(name)
+        podman("run", "--name", name, *self.options(env, "host", read_only=False), self.image, "python", "-c", "pass")
+        return set(podman("diff", name).stdout.split("\n")) - {""}
+
     def remove_all(self) -> None:
         for name in self.names:
             podman("rm", "--force", "--time", "5", name, check=False)
@@ -217,3 +225,41 @@ def engine_env(image: str, database: dict[str, str], redis_url: str, s3_endpoint
     migrated = Runner(image).run("python", "-m", "app", "migrate", env={**env, "DATABASE_URL": database["direct"]})
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return env
+
+
+@pytest.fixture(scope="session")
+def stacks_postgres(image: str) -> Iterator[str]:
+    """A PostgreSQL server of the major the stacks run (components/postgres.py), from Debian's
+    packages on the image's base (.ci/image.sh), on a free port of this host; the URL of a
+    CREATEDB role in it (its database part names no database that exists)."""
+    import psycopg
+
+    from components import postgres
+    from components.kube import image_version
+
+    major = image_version(postgres.IMAGE).split(".")[0]
+    server_image = os.environ.get("POSTGRES_SERVER_IMAGE", f"localhost/aquascene/postgresql-server:{major}")
+    if podman("image", "exists", server_image, check=False).returncode != 0:
+        missing(f"image {server_image} not found: run `bash .ci/image.sh` (builds it beside the engine's)")
+    port = free_port()
+    name = f"aquascene-image-test-postgres-{uuid.uuid4().hex[:10]}"
+    script = (f"initdb -D /tmp/data -U postgres --auth=trust >/dev/null && exec postgres -D /tmp/data -p {port} "
+              f"-k /tmp -c listen_addresses=127.0.0.1 -c fsync=off")
+    podman("run", "--detach", "--name", name, *PODMAN_HERE, "--network", "host", "--tmpfs", "/tmp:rw,mode=1777",
+           "--user", "postgres", server_image, "sh", "-c", script)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True,
+                                     connect_timeout=2) as conn:
+                    conn.execute("CREATE ROLE aquascene LOGIN CREATEDB PASSWORD 'aquascene'")
+                    assert conn.info.server_version // 10000 == int(major)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(podman("logs", name, check=False).stderr[-2000:]) from None
+                time.sleep(0.5)
+        yield f"postgresql://aquascene:aquascene@127.0.0.1:{port}/aquascene_restore"
+    finally:
+        podman("rm", "--force", "--time", "5", name, check=False)
