@@ -138,12 +138,15 @@ fi
 # The restore half of tests/image's backup drill needs a server at least as new as the image's
 # pg_restore (17 cannot restore into an older server); this machine's may be older. Debian's
 # postgresql-<major> on the same base, built once.
-pull=never                                   # the stand-in exists only in this image store
-[ "${IMAGE_BASE}" = "standin" ] || pull=true
+if [ "${IMAGE_BASE}" != "standin" ]; then
+  # Fully qualified: a machine's short-name settings cannot send the base elsewhere.
+  buildah pull --quiet "docker.io/library/${base}" >/dev/null
+  phase "base pull"
+fi
 pg_major=$(sed -nE 's/^ARG POSTGRES_MAJOR=([0-9]+)$/\1/p' "${DOCKERFILE}")
 server_image="${POSTGRES_SERVER_IMAGE:-localhost/aquascene/postgresql-server:${pg_major}}"
 if ! podman image exists "${server_image}"; then
-  ctr=$(buildah from --quiet --pull="${pull}" "${base}")
+  ctr=$(buildah from --quiet --pull=never "${base}")
   buildah run --isolation chroot "${ctr}" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends postgresql-${pg_major} >/dev/null && rm -rf /var/lib/apt/lists/*" >&2
   buildah config --user postgres --env "PATH=/usr/lib/postgresql/${pg_major}/bin:/usr/local/bin:/usr/bin:/bin" \
@@ -162,7 +165,7 @@ fi
 
 # ------------------------------------------------------------------ the build
 build_started=$(date +%s)
-buildah bud --isolation chroot --format docker --layers --pull="${pull}" \
+buildah bud --isolation chroot --format docker --layers --pull=never \
   -f "${DOCKERFILE}" --ignorefile "${DOCKERFILE}.dockerignore" -t "${ENGINE_IMAGE}" . >&2
 phase "image build (buildah)"
 size=$(podman image inspect --format '{{.Size}}' "${ENGINE_IMAGE}")
