@@ -9,8 +9,9 @@
 #   tests/live: the cluster KUBECONFIG names, or else the local one that shared/kube-local builds
 #   and starts (a sibling of this checkout: ../shared/kube-local, or KUBE_LOCAL_DIR).
 # Each step is idempotent and quick when its service already runs; each phase prints its time.
-# Arguments go to pytest, and then only what the selected tests need is set up beyond the quick
-# steps (the image for tests/image, the API server for tests/live):
+# Arguments go to pytest; test paths among them limit the tools and servers set up to what those
+# tests need (promtool for tests/monitoring, actionlint for tests/unit, the image for tests/image,
+# the API server for tests/live; the Python environment, databases and Chromium always):
 #   bash scripts/test.sh tests/unit -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,11 +61,15 @@ bash .ci/pgbouncer.sh >&2
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://aquascene:aquascene@127.0.0.1:${TEST_PGBOUNCER_PORT:-6432}/aquascene_test}"
 export TEST_DIRECT_DATABASE_URL="${TEST_DIRECT_DATABASE_URL:-postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test}"
 phase "pgbouncer"
-bash .ci/monitoring-tools.sh >&2
-phase "promtool, amtool"
-# actionlint (built from its Go module) and shellcheck, for the workflows in .github/.
-bash .ci/actionlint.sh >&2
-phase "actionlint, shellcheck"
+if needs tests/monitoring; then
+  bash .ci/monitoring-tools.sh >&2
+  phase "promtool, amtool"
+fi
+if needs tests/unit; then
+  # actionlint (built from its Go module) and shellcheck, for the workflows in .github/.
+  bash .ci/actionlint.sh >&2
+  phase "actionlint, shellcheck"
+fi
 bash .ci/browser.sh >&2
 phase "chromium"
 
