@@ -118,6 +118,8 @@ EOF
       mkdir -p "${CACHE_DIR}"
       tar -C "${rootfs}" --numeric-owner -cf "${tarball}.part" .
       mv "${tarball}.part" "${tarball}"
+      # Only the current stand-in of a release is kept.
+      find "${CACHE_DIR}" -maxdepth 1 -name "standin-${release}-*.tar" ! -name "${tarball##*/}" -delete
       rm -rf "${rootfs}"
       trap - EXIT
       phase "debootstrap ${release} + python${python_minor}"
