@@ -1,8 +1,9 @@
 """The delivery pipeline in .github/: what runs on a pull request and on a push to main.
 
 actionlint (built from its Go module by .ci/actionlint.sh) checks the syntax,
-expressions, action inputs and shell of every workflow; these tests check that the
-workflows do what the pipeline promises. Under CI=true a missing actionlint fails.
+expressions, action inputs and shell of every workflow, and zizmor (the dev extra) audits
+their security; these tests check that the workflows do what the pipeline promises. Under
+CI=true a missing actionlint fails.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +24,9 @@ from tests.conftest import REPO
 
 GITHUB = REPO / ".github"
 STACKS = ("dev", "staging", "prod")
-PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+# A third-party action at a full commit, its release tag in a trailing comment (Dependabot's
+# github-actions ecosystem updates both); a tag alone can be moved by whoever controls it.
+PINNED_LINE = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -53,8 +57,13 @@ def step_using(job_or_action: dict[str, Any], action: str) -> dict[str, Any]:
     return found[0]
 
 
+def pipeline_files() -> list[Path]:
+    """Every workflow and local action (dependabot.yml is neither)."""
+    return sorted([*(GITHUB / "workflows").glob("*.yml"), *(GITHUB / "actions").rglob("*.yml")])
+
+
 def all_uses() -> Iterator[tuple[str, str]]:
-    for path in sorted(GITHUB.rglob("*.yml")):
+    for path in pipeline_files():
         document = load(path)
         jobs = document.get("jobs", {}).values() if "jobs" in document else [document["runs"]]
         for job in jobs:
@@ -85,6 +94,15 @@ def test_shellcheck_is_there_for_actionlint_to_check_the_run_scripts():
         _missing("shellcheck not found: run .ci/actionlint.sh (apt-get install shellcheck)")
 
 
+def test_zizmor_finds_nothing_at_medium_severity_or_above():
+    zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    if zizmor is None:
+        _missing("zizmor not found: install the dev extra (.venv/bin/pip install -e '.[dev]')")
+    result = subprocess.run([zizmor, "--offline", "--no-progress", "--min-severity", "medium", "--format", "plain",
+                             str(GITHUB)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_actionlint_passes_on_every_workflow():
     workflows = sorted((GITHUB / "workflows").glob("*.yml"))
     assert [p.name for p in workflows] == ["deploy.yml", "pull-request.yml"]
@@ -106,7 +124,11 @@ def test_the_test_job_runs_ci_run_which_runs_the_readmes_test_command(pull_reque
     assert any("bash .ci/run" in r for r in runs)
     assert "bash scripts/test.sh" in (REPO / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in (REPO / "README.md").read_text()
-    assert "bash .ci/actionlint.sh" in (REPO / ".ci" / "run").read_text()
+    # .ci/run adds CI=true and timing: everything the tests need, the README's command installs.
+    test_sh = (REPO / "scripts" / "test.sh").read_text()
+    for script in ("services", "pgbouncer", "monitoring-tools", "actionlint", "browser", "image"):
+        assert f"bash .ci/{script}.sh" in test_sh, script
+        assert f".ci/{script}.sh" not in (REPO / ".ci" / "run").read_text(), script
 
 
 def test_every_stack_is_rendered_and_policy_checked(pull_request):
@@ -143,18 +165,25 @@ def test_the_image_is_built_not_pushed_and_scanned_for_fixable_high_and_critical
     assert "packages" not in job["permissions"]
 
 
+def test_the_test_job_builds_the_image_on_its_real_base(pull_request):
+    job = pull_request["jobs"]["test"]
+    run = [s for s in steps(job) if "bash .ci/run" in s.get("run", "")][0]
+    assert run["env"]["IMAGE_BASE"] == "registry" and "IMAGE_BASE" in run["run"]
+
+
 # --------------------------------------------------------------------- deploy
 
 
 def test_a_push_to_main_builds_once_then_dev_staging_production_in_order(deploy):
     assert deploy["on"] == {"push": {"branches": ["main"]}}
     jobs = deploy["jobs"]
-    assert list(jobs) == ["build", "dev", "staging", "production"]
-    assert jobs["dev"]["needs"] == "build"
+    assert list(jobs) == ["build", "image-test", "dev", "staging", "production"]
+    assert jobs["image-test"]["needs"] == "build"
+    assert jobs["dev"]["needs"] == ["build", "image-test"]
     assert jobs["staging"]["needs"] == ["build", "dev"]
     assert jobs["production"]["needs"] == ["build", "staging"]
     assert jobs["production"]["environment"] == "production"  # required reviewers gate prod
-    assert [j.get("environment") for j in jobs.values()] == [None, "dev", "staging", "production"]
+    assert [j.get("environment") for j in jobs.values()] == [None, None, "dev", "staging", "production"]
 
 
 def test_the_image_is_pushed_once_tagged_with_the_commit_and_its_digest_handed_on(deploy):
@@ -166,6 +195,42 @@ def test_the_image_is_pushed_once_tagged_with_the_commit_and_its_digest_handed_o
     pushes = [s for j in deploy["jobs"].values() for s in steps(j)
               if s.get("uses", "").startswith("docker/build-push-action")]
     assert len(pushes) == 1
+
+
+def test_the_pushed_image_is_attested_scanned_and_signed(deploy):
+    build = deploy["jobs"]["build"]
+    push = step_using(build, "docker/build-push-action")
+    assert push["with"]["sbom"] is True and push["with"]["provenance"] == "mode=max"
+    digest_ref = "${{ env.REGISTRY }}/${{ env.REPOSITORY }}@${{ steps.push.outputs.digest }}"
+    scan = step_using(build, "aquasecurity/trivy-action")
+    assert scan["with"]["image-ref"] == digest_ref
+    assert scan["with"]["severity"] == "CRITICAL" and scan["with"]["ignore-unfixed"] is True
+    assert str(scan["with"]["exit-code"]) == "1"
+    sign = [s for s in steps(build) if "cosign sign" in s.get("run", "")]
+    assert len(sign) == 1 and sign[0]["env"]["IMAGE"] == digest_ref and "--yes" in sign[0]["run"]
+    order = [s.get("id") or s.get("uses", "").split("@")[0] or s.get("name") for s in steps(build)]
+    assert order.index("push") < order.index("aquasecurity/trivy-action") < order.index(sign[0]["name"])
+    assert build["permissions"]["id-token"] == "write"  # keyless: the certificate names this workflow
+
+
+def test_the_same_image_tests_run_on_the_pushed_image(deploy):
+    job = deploy["jobs"]["image-test"]
+    run = [s for s in steps(job) if "bash .ci/run tests/image" in s.get("run", "")]
+    assert len(run) == 1
+    assert run[0]["env"]["IMAGE_REF"] == "${{ env.REGISTRY }}/${{ env.REPOSITORY }}@${{ needs.build.outputs.digest }}"
+    assert run[0]["env"]["CI"] == "true" and "IMAGE_REF" in run[0]["run"]
+    assert "IMAGE_REF" in (REPO / ".ci" / "image.sh").read_text()
+
+
+def test_prod_verifies_the_signature_before_pulumi_up(deploy):
+    job = deploy["jobs"]["production"]
+    names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps(job)]
+    verify = [s for s in steps(job) if "cosign verify" in s.get("run", "")]
+    assert len(verify) == 1
+    assert verify[0]["env"]["IMAGE"] == "${{ env.REGISTRY }}/${{ env.REPOSITORY }}@${{ needs.build.outputs.digest }}"
+    assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in verify[0]["run"]
+    assert '/.github/workflows/deploy.yml@refs/heads/main"' in verify[0]["run"]
+    assert names.index(verify[0]["name"]) < names.index("./.github/actions/deploy-stack")
 
 
 @pytest.mark.parametrize("env", ["dev", "staging"])
@@ -226,8 +291,9 @@ def test_permissions_are_empty_by_default_and_least_privilege_per_job(pull_reque
             granted = job["permissions"]
             assert isinstance(granted, dict) and granted.get("contents") == "read", name
             writes = {k for k, v in granted.items() if v == "write"}
-            uses_aws = any("aws-role-arn" in (s.get("with") or {}) for s in steps(job))
-            assert ("id-token" in writes) == uses_aws, name  # OIDC only where AWS is used
+            uses_oidc = any("aws-role-arn" in (s.get("with") or {}) or "cosign sign" in s.get("run", "")
+                            for s in steps(job))
+            assert ("id-token" in writes) == uses_oidc, name  # OIDC only for AWS and keyless signing
             assert writes <= {"id-token", "pull-requests", "packages"}, name
     assert {n for n, j in deploy["jobs"].items() if j["permissions"].get("packages") == "write"} == {"build"}
 
@@ -240,10 +306,22 @@ def test_aws_access_is_oidc_only():
     assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
 
 
-def test_every_action_is_pinned_to_an_exact_version():
+def test_every_third_party_action_is_pinned_to_a_commit_with_its_tag():
     uses = list(all_uses())
     assert len(uses) > 10
-    unpinned = [(path, u) for path, u in uses if not u.startswith("./") and not PINNED.match(u)]
+    lines = [(path.relative_to(REPO).as_posix(), line) for path in pipeline_files()
+             for line in path.read_text().splitlines() if re.match(r"^\s*(- )?uses:", line)]
+    assert len(lines) == len(uses)
+    unpinned = [(path, line.strip()) for path, line in lines
+                if "uses: ./" not in line and not PINNED_LINE.match(line)]
     assert unpinned == []
     local = {u for _, u in uses if u.startswith("./")}
     assert all((REPO / u / "action.yml").is_file() for u in local)
+
+
+def test_dependabot_keeps_actions_the_base_image_and_python_dependencies_fresh():
+    config = yaml.safe_load((GITHUB / "dependabot.yml").read_text())
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(ecosystems) == {"github-actions", "docker", "pip"}
+    assert ecosystems["docker"]["directory"] == "/app"  # app/Dockerfile's FROM line
+    assert all(u["cooldown"]["default-days"] >= 7 for u in config["updates"])
