@@ -186,5 +186,7 @@ class ClusterAddons(pulumi.ComponentResource):
             cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
+        if c.namespace != "kube-system":
+            kube.namespace_created_by(c.namespace, release)
         self.releases[key] = release
         return release

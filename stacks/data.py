@@ -30,8 +30,7 @@ from components.pooler import ConnectionPooler, ConnectionPoolerArgs, PoolSettin
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
 from stacks.aws import AwsFoundation
-from stacks.config import StackConfig
-from stacks.connections import budget_for
+from stacks.config import StackConfig, budget_for
 from stacks.images import ImagePolicy
 
 # Pods that may open connections to the data stores (by their component label).

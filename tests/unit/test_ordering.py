@@ -42,12 +42,24 @@ STACKS = {
         "monitoring": {"logs": False, "node_exporter": False},
         "postgres": {"install_operator": False},
     }),
+    "staging-installs-cert-manager": ("staging", {"addons": {"cert_manager": {"install": True}}}),
+    "dev-with-certificates": ("dev", {
+        "ingress": {"tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
+    }),
+    "prod-on-a-platform-cluster": ("prod", {
+        "addons": {name: {"install": False} for name in ("metrics_server", "node_autoscaler", "cert_manager",
+                                                          "envoy_gateway")},
+    }),
 }
 
+# Namespaces every cluster has: nothing needs to create or assert them.
+BUILT_IN_NAMESPACES = {"kube-system"}
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 
-# Namespaces of add-ons a platform team installs (`aquascene:addons.<name>.install: false`):
-# a stack may place objects there (Prometheus's read access) without creating them.
-PLATFORM_NAMESPACES = {"cert-manager"}
+
+def asserted_namespaces(rec: Recording) -> set[str]:
+    """Namespaces the stack looks up (`Namespace.get`) instead of creating: a platform team's."""
+    return {name for type_token, name in rec.reads if type_token == NAMESPACE_TYPE}
 
 
 def namespace_resources(rec: Recording) -> dict[str, str]:
@@ -100,12 +112,15 @@ def test_every_custom_resource_waits_for_the_release_that_serves_it(recording):
     assert unserved_custom_resources(recording) == []
 
 
-def test_each_stack_creates_the_namespaces_its_objects_live_in(recording):
+def test_each_stack_creates_or_asserts_the_namespaces_its_objects_live_in(recording):
     # The invariant above only binds namespaces the stack creates (as Namespace objects or
-    # through a Helm release): make sure that is all of them but the platform's, none left out.
-    created = set(namespace_resources(recording)) | PLATFORM_NAMESPACES
+    # through a Helm release); every other one must be looked up at preview, so a cluster
+    # without it refuses the preview instead of failing half-way through `pulumi up`.
+    created, asserted = set(namespace_resources(recording)), asserted_namespaces(recording)
     used = {recording.namespace_of(obj) for obj in recording.kubernetes()} - {None}
-    assert used <= created, f"objects in namespaces the stack does not create: {sorted(used - created)}"
+    assert used <= created | asserted | BUILT_IN_NAMESPACES, (
+        f"objects in namespaces the stack neither creates nor asserts: {sorted(used - created - asserted)}")
+    assert not asserted & created, "a namespace the stack creates is not a prerequisite"
 
 
 def test_the_graph_follows_parents_and_their_dependencies(run_program):
