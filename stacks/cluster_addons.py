@@ -28,7 +28,9 @@ def compose_addons(config: StackConfig, opts: pulumi.ResourceOptions,
                                     role_arn=cluster_autoscaler_role(config, aws_layer).arn)
     return ClusterAddons("addons", ClusterAddonsArgs(
         metrics_server=AddonSwitch(a.metrics_server.install, needed=uses_hpa or a.metrics_server.install),
-        cert_manager=AddonSwitch(a.cert_manager.install, needed=config.ingress.tls_issuer != "none"),
+        # The routes' certificates, and the Barman Cloud plugin's chart (its webhook's Certificate).
+        cert_manager=AddonSwitch(a.cert_manager.install, needed=config.ingress.tls_issuer != "none" or (
+            config.postgres.mode == "cloudnative-pg" and config.postgres.install_operator)),
         envoy_gateway=AddonSwitch(a.envoy_gateway.install, needed=config.ingress.mode == "gateway"),
         cluster_autoscaler=autoscaler,
         gateway_class=config.ingress.gateway_class,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -173,9 +173,11 @@ def prometheus_peer(config: StackConfig) -> kube.NetworkPeer:
 
 
 def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions,
-                       aws_layer: AwsFoundation | None = None) -> DataLayer:
+                       aws_layer: AwsFoundation | None = None,
+                       cert_manager: Sequence[pulumi.Resource] = ()) -> DataLayer:
+    """`cert_manager`: its release, when the stack installs it (the Barman Cloud plugin's chart needs its CRDs)."""
     storage, store_components = _storage(config, images, opts, aws_layer)
-    database, db_component = _database(config, images, opts, storage, aws_layer)
+    database, db_component = _database(config, images, opts, storage, aws_layer, cert_manager)
     cache, cache_component = _cache(config, images, opts, aws_layer)
     roles: dict[str, pulumi.Input[str]] = {}
     if aws_layer is not None:
@@ -221,7 +223,8 @@ def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpti
 
 
 def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions, storage: ObjectStorage,
-              aws_layer: AwsFoundation | None) -> tuple[Database, pulumi.Resource]:
+              aws_layer: AwsFoundation | None,
+              cert_manager: Sequence[pulumi.Resource] = ()) -> tuple[Database, pulumi.Resource]:
     pg = config.postgres
     if pg.mode == "rds":
         assert aws_layer is not None
@@ -264,7 +267,8 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
             resources=kube.preset(pg.resources),
             clients=[*data_clients(config), grafana_peer(config), *([pooler_peer(config)] if pg.pooler.enabled else [])],
-            scrapers=[prometheus_peer(config)], backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
+            scrapers=[prometheus_peer(config)], backup=backup, server_name=pg.server_name,
+            operator=Operator(install=pg.install_operator, plugin_after=tuple(cert_manager)),
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
             zone_anti_affinity=pg.zone_anti_affinity,

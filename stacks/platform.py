@@ -101,7 +101,7 @@ def compose(config: StackConfig) -> Platform:
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
     images = ImagePolicy(pin_digests=config.images.pin_digests, mirrors=config.images.mirrors)
-    data = compose_data_layer(config, images, in_namespace, aws_layer)
+    data = compose_data_layer(config, images, in_namespace, aws_layer, cert_manager=addons.cert_manager)
     migration = migration_job(config, data, image, in_namespace)
     api_key = api_keys_secret(config, in_namespace)
     api_keys = pulumi.Output.all(api_key, secret_setting("api_keys") or "")
