@@ -111,7 +111,7 @@ class ClusterAddonsArgs:
 
 class ClusterAddons(pulumi.ComponentResource):
     ready: list[pulumi.Resource]  # what custom resources of the platform depend on
-    releases: dict[str, k8s.helm.v3.Release]
+    releases: dict[str, pulumi.Resource]  # Helm releases (plain types: pulumi evaluates these hints)
     cert_manager: list[pulumi.Resource]  # its release when installed here: charts that render its resources wait
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):

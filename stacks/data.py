@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_service import SecretEnv
-from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RdsPostgres, RdsPostgresArgs, RedisClusterMode
 from components.object_store import SEED_BUCKETS, ObjectStore, ObjectStoreArgs
 from components.postgres import (
     ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, PostgresStorage, Recovery, S3Credentials,
 )
 from components import pooler
-from components.aws.rds_proxy import RdsProxy, RdsProxyArgs
 from components.pooler import ConnectionPooler, ConnectionPoolerArgs, PoolSettings
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
-from stacks.aws import AwsFoundation
 from stacks.config import StackConfig, budget_for
 from stacks.images import ImagePolicy
+
+if TYPE_CHECKING:  # imported where used: the AWS SDK is slow to import and most stacks need none of it
+    from stacks.aws import AwsFoundation
 
 # Pods that may open connections to the data stores (by their component label).
 DATA_CLIENT_COMPONENTS = ("api", "migration")
@@ -228,6 +228,9 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
     pg = config.postgres
     if pg.mode == "rds":
         assert aws_layer is not None
+        from components.aws import RdsPostgres, RdsPostgresArgs  # the AWS SDK only where it is used
+        from components.aws.rds_proxy import RdsProxy, RdsProxyArgs
+
         rds = RdsPostgres("postgres", RdsPostgresArgs(**_managed_args(aws_layer)))
         _app_secret(POSTGRES_SECRET, "database", config, opts, {
             "username": rds.username, "password": rds.password, "database": rds.database,
@@ -313,6 +316,8 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
     rd = config.redis
     if rd.mode == "elasticache":
         assert aws_layer is not None
+        from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RedisClusterMode
+
         cache = ElastiCacheRedis("redis", ElastiCacheRedisArgs(
             **_managed_args(aws_layer), cluster_mode=RedisClusterMode.ENABLED, shards=rd.masters,
             replicas_per_shard=max(1, rd.replicas_per_master)))
