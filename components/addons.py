@@ -5,9 +5,11 @@ or - where a platform team installs it - asserted present instead.
 - cluster-autoscaler: scales the EKS managed node groups between their min and max
   (auto-discovered by the tags EKS puts on their Auto Scaling groups), with an IRSA role.
 - cert-manager (with its CRDs): the Certificates and ClusterIssuer of the public routes.
-- Envoy Gateway: the Gateway API CRDs (their own release, so upgrades update them), the
-  controller (proxies deployed in each Gateway's namespace, where the stack's
-  NetworkPolicies expect them) and the `eg` GatewayClass.
+- Envoy Gateway: the Gateway API and Envoy Gateway CRDs, applied as plain objects with
+  server-side apply (`helm.v4.Chart` renders the chart client-side and keeps no release
+  Secret: as one Helm release, the CRD bundle's record exceeds the 1 MiB Secret limit), the
+  controller (`crds.enabled: false`; proxies deployed in each Gateway's namespace, where the
+  stack's NetworkPolicies expect them) and the `eg` GatewayClass.
 The CloudNativePG operator and its Barman Cloud plugin are installed by PostgresCluster
 (`postgres.install_operator`), next to the Cluster that needs them.
 
@@ -35,20 +37,32 @@ class Chart:
 
     chart: str  # a name in `repository`, or a full oci:// reference
     version: str
+    app_version: str  # the chart's appVersion: what it deploys (and the CRDs it serves)
     namespace: str
     repository: str | None = None  # None: `chart` is an OCI reference
 
+    @property
+    def name(self) -> str:
+        return self.chart.rsplit("/", 1)[-1]
 
-# cert-manager and Envoy Gateway are pinned to the releases whose CRDs the live-cluster suite
-# (tests/live) validates the stacks' custom resources against: what is checked is what deploys.
+
+CNPG_REPOSITORY = "https://cloudnative-pg.github.io/charts"
+# Every chart that serves CRDs is pinned to the release whose appVersion is the version of the CRDs
+# the live-cluster suite (tests/live, ../shared/kube-local/versions.env) validates the stacks'
+# custom resources against: what is checked is what deploys (tests/unit/test_addons.py says so).
 CHARTS: Mapping[str, Chart] = {
-    "metrics-server": Chart("metrics-server", "3.13.0", "kube-system",
+    "metrics-server": Chart("metrics-server", "3.13.0", "0.8.0", "kube-system",
                             "https://kubernetes-sigs.github.io/metrics-server/"),
-    "cluster-autoscaler": Chart("cluster-autoscaler", "9.50.1", "kube-system",
+    "cluster-autoscaler": Chart("cluster-autoscaler", "9.50.1", "1.34.0", "kube-system",
                                 "https://kubernetes.github.io/autoscaler"),
-    "cert-manager": Chart("cert-manager", "v1.21.2", "cert-manager", "https://charts.jetstack.io"),
-    "gateway-crds": Chart("oci://docker.io/envoyproxy/gateway-crds-helm", "v1.9.1", "envoy-gateway-system"),
-    "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "v1.9.1", "envoy-gateway-system"),
+    "cert-manager": Chart("cert-manager", "v1.21.2", "v1.21.2", "cert-manager", "https://charts.jetstack.io"),
+    "gateway-crds": Chart("oci://docker.io/envoyproxy/gateway-crds-helm", "v1.9.1", "v1.9.1", "envoy-gateway-system"),
+    "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "v1.9.1", "v1.9.1", "envoy-gateway-system"),
+    # Installed by PostgresCluster (postgres.install_operator). 0.29.1 deploys operator 1.30.1.
+    "cloudnative-pg": Chart("cloudnative-pg", "0.29.0", "1.30.0", "cnpg-system", CNPG_REPOSITORY),
+    # 0.8.x deploys plugin v0.15.x; 0.7.1 is the last with v0.14.0. It renders cert-manager
+    # Issuer/Certificate objects (its webhook's TLS), so it waits for cert-manager.
+    "plugin-barman-cloud": Chart("plugin-barman-cloud", "0.7.1", "v0.14.0", "cnpg-system", CNPG_REPOSITORY),
 }
 
 # What each add-on serves, looked up when a platform team installs it (kind, API version, name).
@@ -97,13 +111,15 @@ class ClusterAddonsArgs:
 
 class ClusterAddons(pulumi.ComponentResource):
     ready: list[pulumi.Resource]  # what custom resources of the platform depend on
-    releases: dict[str, k8s.helm.v3.Release]
+    releases: dict[str, pulumi.Resource]  # Helm releases (plain types: pulumi evaluates these hints)
+    cert_manager: list[pulumi.Resource]  # its release when installed here: charts that render its resources wait
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aquascene:platform:ClusterAddons", name, None, opts)
         self._args = args
         self.releases = {}
         self.ready = []
+        self.cert_manager = []
         pod, container = restricted_security()
         pdb = {"podDisruptionBudget": {"enabled": args.replicas > 1, "minAvailable": 1}}
         replicated = {"replicas": args.replicas, **pdb} if args.replicas > 1 else {"replicas": 1}
@@ -126,7 +142,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 "securityContext": pod, "containerSecurityContext": container,
             })
         if self._wanted("cert-manager", args.cert_manager):
-            self.ready.append(self._release("cert-manager", {
+            self.cert_manager = [self._release("cert-manager", {
                 "crds": {"enabled": True, "keep": True},  # CRDs survive an uninstall (and the Certificates with them)
                 "replicaCount": args.replicas, **pdb,
                 "prometheus": {"enabled": True},  # the `cert-manager` Service on 9402 Prometheus scrapes
@@ -134,12 +150,14 @@ class ClusterAddons(pulumi.ComponentResource):
                 "webhook": {"replicaCount": args.replicas, **pdb, "securityContext": pod,
                             "containerSecurityContext": container},
                 "cainjector": {"securityContext": pod, "containerSecurityContext": container},
-            }))
+            })]
+            self.ready += self.cert_manager
         if self._wanted("envoy-gateway", args.envoy_gateway):
-            crds = self._release("gateway-crds", {
+            crds = self._crd_objects("gateway-crds", {
                 "crds": {"gatewayAPI": {"enabled": True, "channel": "standard"}, "envoyGateway": {"enabled": True}},
             })
             controller = self._release("envoy-gateway", {
+                "crds": {"enabled": False},  # applied above as objects; never by this release
                 "deployment": {"replicas": args.replicas, "pod": {"securityContext": pod},
                                "envoyGateway": {"securityContext": container}},
                 # Proxies run in each Gateway's own namespace (the stack's NetworkPolicies are there).
@@ -169,6 +187,20 @@ class ClusterAddons(pulumi.ComponentResource):
         get(f"{self._name}-{addon}-present", object_name, opts=pulumi.ResourceOptions(parent=self))
         return False
 
+    def _crd_objects(self, key: str, values: Values) -> k8s.helm.v4.Chart:
+        """A chart of CRDs, rendered client-side and applied as objects (server-side apply, no release Secret)."""
+        c = CHARTS[key]
+        return k8s.helm.v4.Chart(
+            f"{self._name}-{key}",
+            chart=c.chart,
+            version=c.version,
+            namespace=c.namespace,
+            repository_opts={"repo": c.repository} if c.repository else None,
+            values=values,
+            skip_crds=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _release(self, key: str, values: Values, depends_on: Sequence[pulumi.Resource] = (),
                  skip_crds: bool = False) -> k8s.helm.v3.Release:
         c = CHARTS[key]
@@ -186,5 +218,7 @@ class ClusterAddons(pulumi.ComponentResource):
             cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
+        if c.namespace != "kube-system":
+            kube.namespace_created_by(c.namespace, release)
         self.releases[key] = release
         return release

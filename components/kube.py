@@ -105,8 +105,11 @@ def label_value(value: str) -> str:
 
 @dataclass
 class _ProgramNamespaces:
-    declared: dict[str, "k8s.core.v1.Namespace"] = field(default_factory=dict)
+    declared: dict[str, "pulumi.Resource"] = field(default_factory=dict)  # a Namespace, or what creates it
     expected: dict[str, "asyncio.Future[k8s.core.v1.Namespace | None]"] = field(default_factory=dict)
+    required: dict[str, "Prerequisite"] = field(default_factory=dict)
+    lookups: dict[str, "k8s.core.v1.Namespace"] = field(default_factory=dict)
+    verdict: "asyncio.Future[None] | None" = None  # all lookups answered: None, or the missing ones raised
 
 
 _NAMESPACES: weakref.WeakKeyDictionary[pulumi.Resource, _ProgramNamespaces] = weakref.WeakKeyDictionary()
@@ -141,12 +144,18 @@ def expect_namespaces(names: Sequence[str]) -> None:
 
 
 def settle_namespaces() -> None:
-    """The program declared all it will: objects in expected namespaces it never declared wait for nothing."""
+    """The program declared all it will: objects in expected namespaces it never declared wait for
+    nothing; objects in required ones wait for the lookups' verdict."""
     namespaces = _program_namespaces()
     for waiting in namespaces.expected.values():
         if not waiting.done():
             waiting.set_result(None)
     namespaces.expected.clear()
+    if namespaces.verdict is not None and not namespaces.verdict.done():
+        from pulumi.runtime.settings import SETTINGS
+
+        # Tracked like an RPC, so the program does not end before the verdict.
+        asyncio.ensure_future(SETTINGS.rpc_manager.do_rpc("prerequisites", lambda: _judge(namespaces))())
 
 
 def namespace_reference(name: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -156,14 +165,91 @@ def namespace_reference(name: pulumi.Input[str]) -> pulumi.Input[str]:
     namespaces = _program_namespaces()
     if name in namespaces.declared:
         return _name_of(namespaces.declared[name])
+    if name in namespaces.required:
+        assert namespaces.verdict is not None
+        return pulumi.Output.from_input(namespaces.verdict).apply(lambda _: name)
     if name in namespaces.expected:
         return pulumi.Output.from_input(namespaces.expected[name]).apply(
             lambda declared: _name_of(declared) if declared is not None else name)
     return name
 
 
-def _name_of(namespace_resource: k8s.core.v1.Namespace) -> pulumi.Output[str]:
-    return namespace_resource.metadata.apply(lambda m: m["name"])
+def _name_of(creator: pulumi.Resource) -> pulumi.Output[str]:
+    if isinstance(creator, k8s.core.v1.Namespace):
+        return creator.metadata.apply(lambda m: m["name"])
+    return creator.namespace  # a Helm release with create_namespace
+
+
+def namespace_created_by(name: str, creator: pulumi.Resource) -> None:
+    """A namespace another resource creates (a Helm release's): objects in it wait for that resource."""
+    _program_namespaces().declared.setdefault(name, creator)
+
+
+# ------------------------------------------------------------- prerequisites
+#
+# A namespace the stack writes into but does not create (a platform team's cert-manager) is a
+# prerequisite: looked up with `Namespace.get`, so a preview on a cluster without it fails
+# before anything is created, with ONE message naming every missing namespace and the config
+# key that stops the stack writing there. Objects in it name it through that verdict.
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    namespace: str
+    provider: str  # who is expected to have created it
+    config_key: str  # the setting that stops the stack writing there (with the value that does)
+
+    def describe(self) -> str:
+        return f"namespace {self.namespace} ({self.provider}): not found; install it, or set {self.config_key}"
+
+
+class PrerequisitesMissing(Exception):
+    """Namespaces the stack writes into that the cluster lacks, all of them."""
+
+    def __init__(self, missing: Sequence[Prerequisite]):
+        self.missing = list(missing)
+        super().__init__(
+            f"{len(self.missing)} platform prerequisite{'s' if len(self.missing) != 1 else ''} missing on "
+            "the cluster:\n" + "\n".join(f"  - {p.describe()}" for p in self.missing))
+
+
+def require_namespace(prerequisite: Prerequisite, opts: pulumi.ResourceOptions | None = None) -> None:
+    """Assert a namespace someone else creates (looked up at preview); objects in it wait for the answer."""
+    namespaces = _program_namespaces()
+    name = prerequisite.namespace
+    if name in namespaces.declared or name in namespaces.required:
+        return
+    namespaces.required[name] = prerequisite
+    namespaces.lookups[name] = k8s.core.v1.Namespace.get(f"{name}-namespace-present", name, opts=opts)
+    if namespaces.verdict is None:
+        namespaces.verdict = asyncio.get_event_loop().create_future()
+
+
+def required_namespaces() -> list[str]:
+    """The namespaces this program run asserts (for tests and tooling)."""
+    return sorted(_program_namespaces().required)
+
+
+async def _judge(namespaces: _ProgramNamespaces) -> None:
+    """Wait for every lookup; one error listing all that failed (not just the first)."""
+    from pulumi.runtime import settings
+
+    assert namespaces.verdict is not None
+    missing = []
+    for name, lookup in namespaces.lookups.items():
+        try:
+            await lookup.id.future()
+        except Exception:  # noqa: BLE001 - a failed read is the answer "not there"
+            missing.append(namespaces.required[name])
+    if not missing:
+        namespaces.verdict.set_result(None)
+        return
+    error = PrerequisitesMissing(missing)
+    pulumi.log.error(str(error))
+    # Each failed read also fails the run with its own error; the first one the engine saw would
+    # otherwise be all it reports. The run's error is the whole list instead.
+    settings.SETTINGS.rpc_manager.unhandled_exception = error
+    namespaces.verdict.set_exception(error)
 
 
 def metadata(

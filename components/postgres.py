@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube, secret_files
+from components.addons import CHARTS, CNPG_REPOSITORY
 from components.credentials import generated_password
 
 PORT = 5432
@@ -120,13 +121,17 @@ class Recovery:
 
 @dataclass(frozen=True)
 class Operator:
-    """Install the CloudNativePG operator and Barman Cloud plugin with Helm (pinned), or assume them present."""
+    """Install the CloudNativePG operator and Barman Cloud plugin with Helm (pinned in
+    components/addons.py CHARTS), or assume them present."""
 
     install: bool = True
-    namespace: str = "cnpg-system"
-    chart_version: str = "0.29.1"
-    plugin_chart_version: str = "0.8.1"
-    repository: str = "https://cloudnative-pg.github.io/charts"
+    namespace: str = CHARTS["cloudnative-pg"].namespace
+    chart_version: str = CHARTS["cloudnative-pg"].version
+    plugin_chart_version: str = CHARTS["plugin-barman-cloud"].version
+    repository: str = CNPG_REPOSITORY
+    # The plugin's chart renders cert-manager Issuer/Certificate objects: it waits for these
+    # (cert-manager's release, when the stack installs it).
+    plugin_after: Sequence[pulumi.Resource] = ()
 
 
 @dataclass(frozen=True)
@@ -533,7 +538,7 @@ class PostgresCluster(pulumi.ComponentResource):
             namespace=op.namespace,
             repository_opts={"repo": op.repository},
             atomic=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, *op.plugin_after]),
         )
         return [operator, plugin]
 

@@ -7,14 +7,17 @@ EKS node groups this stack creates, so it needs aws.enabled (stacks/config.py ch
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
 
 from components.addons import CLUSTER_AUTOSCALER_SERVICE_ACCOUNT, AddonSwitch, ClusterAddons, ClusterAddonsArgs
 from components.addons import ClusterAutoscaler as AutoscalerSpec
-from components.aws.common import PolicyDocument, Statement
-from components.aws.irsa import ServiceAccountRole, ServiceAccountRoleArgs
-from stacks.aws import AwsFoundation
 from stacks.config import StackConfig
+
+if TYPE_CHECKING:  # the AWS SDK is imported where used: slow to import, and most stacks need none of it
+    from components.aws.irsa import ServiceAccountRole
+    from stacks.aws import AwsFoundation
 
 
 def compose_addons(config: StackConfig, opts: pulumi.ResourceOptions,
@@ -28,7 +31,9 @@ def compose_addons(config: StackConfig, opts: pulumi.ResourceOptions,
                                     role_arn=cluster_autoscaler_role(config, aws_layer).arn)
     return ClusterAddons("addons", ClusterAddonsArgs(
         metrics_server=AddonSwitch(a.metrics_server.install, needed=uses_hpa or a.metrics_server.install),
-        cert_manager=AddonSwitch(a.cert_manager.install, needed=config.ingress.tls_issuer != "none"),
+        # The routes' certificates, and the Barman Cloud plugin's chart (its webhook's Certificate).
+        cert_manager=AddonSwitch(a.cert_manager.install, needed=config.ingress.tls_issuer != "none" or (
+            config.postgres.mode == "cloudnative-pg" and config.postgres.install_operator)),
         envoy_gateway=AddonSwitch(a.envoy_gateway.install, needed=config.ingress.mode == "gateway"),
         cluster_autoscaler=autoscaler,
         gateway_class=config.ingress.gateway_class,
@@ -38,6 +43,9 @@ def compose_addons(config: StackConfig, opts: pulumi.ResourceOptions,
 def cluster_autoscaler_role(config: StackConfig, aws_layer: AwsFoundation) -> ServiceAccountRole:
     """cluster-autoscaler's documented permissions: reads AWS cannot scope, and the two writes
     only on Auto Scaling groups tagged as this cluster's (EKS tags its managed node groups)."""
+    from components.aws.common import PolicyDocument, Statement
+    from components.aws.irsa import ServiceAccountRole, ServiceAccountRoleArgs
+
     cluster = f"{aws_layer.tags.project}-{config.environment}"
     policy = PolicyDocument([
         Statement("DiscoverNodeGroups", [

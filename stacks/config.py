@@ -18,8 +18,8 @@ from deepmerge import Merger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components import kube
-from stacks.connections import budget_for
-from stacks.catalog import CONFIG_NAMESPACE, ENVIRONMENTS, SERVICE_NAMES, namespace_for
+from stacks.catalog import CONFIG_NAMESPACE, CONTENT_SERVICES, ENVIRONMENTS, SERVICE_NAMES, namespace_for
+from stacks.connections import Budget, Client, Pooler
 from stacks.profiles import profile
 
 Environment = Literal["dev", "staging", "prod"]
@@ -548,6 +548,30 @@ class StackConfig(_Model):
     @property
     def namespace(self) -> str:
         return namespace_for(self.environment)
+
+
+def budget_for(config: StackConfig) -> Budget:
+    """The PostgreSQL connection budget of a validated StackConfig (stacks/connections.py)."""
+    per_pod = config.app.db_pool_size + config.app.db_max_overflow
+    pooled = [
+        Client(name, s.autoscaling.max_replicas if s.autoscaling is not None else s.replicas, per_pod)
+        for name, s in ((svc.name, config.services[svc.name]) for svc in CONTENT_SERVICES)
+    ]
+    direct = [Client("migration job", 1, 1)]
+    if config.backups.enabled and "postgres" in config.backups.targets:
+        direct.append(Client("backup job", 1, 1))
+    pg = config.postgres
+    if pg.mode == "rds":  # imported only here: the AWS SDK is slow to import and most stacks need none of it
+        from components.aws.managed_data import SEED_PARAMETERS as parameters
+    else:
+        from components.postgres import SEED_PARAMETERS as parameters
+    pooler = None
+    if pg.pooler.enabled:
+        # RDS Proxy is one logical pool: default_pool_size is its whole share of the database.
+        instances = 1 if pg.mode == "rds" else pg.pooler.instances
+        pooler = Pooler(max_client_conn=None if pg.mode == "rds" else pg.pooler.max_client_conn,
+                        server_connections=instances * pg.pooler.default_pool_size)
+    return Budget(pooled=pooled, direct=direct, pooler=pooler, max_connections=int(parameters["max_connections"]))
 
 
 # Profile + overrides: objects merge key by key; lists and scalars are replaced;

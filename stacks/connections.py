@@ -1,7 +1,8 @@
 """The PostgreSQL connection budget: can every client connect at the worst moment?
 
 Two inequalities, checked for every stack before any resource is declared
-(stacks/config.py reports a broken one with its numbers):
+(stacks/config.py builds the budget from a StackConfig and reports a broken one with its
+numbers; this module knows only plain values, so it imports nothing of the stack's):
 
 1. client side — the services connect through the pooler. At the HPA's maximum (or the fixed
    replica count) every pod may hold its whole SQLAlchemy pool plus overflow:
@@ -22,10 +23,7 @@ RDS Proxy has no client-connection setting, so in rds mode only the server side 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Sequence
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
+from typing import Mapping, Sequence
 
 # Connections PostgreSQL must keep for others than the apps.
 RESERVED_CONNECTIONS: Mapping[str, int] = {
@@ -97,28 +95,3 @@ class Budget:
             found.append((key, f"PostgreSQL server connections {self.server_connections} ({' + '.join(parts)}) "
                                f"exceed max_connections {self.max_connections}; {fix}"))
         return found
-
-
-def budget_for(config: "StackConfig") -> Budget:
-    """The budget of a validated StackConfig."""
-    from components import postgres
-    from components.aws import managed_data
-    from stacks import catalog
-
-    per_pod = config.app.db_pool_size + config.app.db_max_overflow
-    pooled = [
-        Client(name, s.autoscaling.max_replicas if s.autoscaling is not None else s.replicas, per_pod)
-        for name, s in ((svc.name, config.services[svc.name]) for svc in catalog.CONTENT_SERVICES)
-    ]
-    direct = [Client("migration job", 1, 1)]
-    if config.backups.enabled and "postgres" in config.backups.targets:
-        direct.append(Client("backup job", 1, 1))
-    pg = config.postgres
-    parameters = managed_data.SEED_PARAMETERS if pg.mode == "rds" else postgres.SEED_PARAMETERS
-    pooler = None
-    if pg.pooler.enabled:
-        # RDS Proxy is one logical pool: default_pool_size is its whole share of the database.
-        instances = 1 if pg.mode == "rds" else pg.pooler.instances
-        pooler = Pooler(max_client_conn=None if pg.mode == "rds" else pg.pooler.max_client_conn,
-                        server_connections=instances * pg.pooler.default_pool_size)
-    return Budget(pooled=pooled, direct=direct, pooler=pooler, max_connections=int(parameters["max_connections"]))

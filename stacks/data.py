@@ -12,27 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
 from components.app_service import SecretEnv
-from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RdsPostgres, RdsPostgresArgs, RedisClusterMode
 from components.object_store import SEED_BUCKETS, ObjectStore, ObjectStoreArgs
 from components.postgres import (
     ObjectStoreBackup, Operator, PostgresCluster, PostgresClusterArgs, PostgresStorage, Recovery, S3Credentials,
 )
 from components import pooler
-from components.aws.rds_proxy import RdsProxy, RdsProxyArgs
 from components.pooler import ConnectionPooler, ConnectionPoolerArgs, PoolSettings
 from components.redis import RedisCluster, RedisClusterArgs
 from stacks import catalog
-from stacks.aws import AwsFoundation
-from stacks.config import StackConfig
-from stacks.connections import budget_for
+from stacks.config import StackConfig, budget_for
 from stacks.images import ImagePolicy
+
+if TYPE_CHECKING:  # imported where used: the AWS SDK is slow to import and most stacks need none of it
+    from stacks.aws import AwsFoundation
 
 # Pods that may open connections to the data stores (by their component label).
 DATA_CLIENT_COMPONENTS = ("api", "migration")
@@ -176,9 +175,11 @@ def prometheus_peer(config: StackConfig) -> kube.NetworkPeer:
 
 
 def compose_data_layer(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions,
-                       aws_layer: AwsFoundation | None = None) -> DataLayer:
+                       aws_layer: AwsFoundation | None = None,
+                       cert_manager: Sequence[pulumi.Resource] = ()) -> DataLayer:
+    """`cert_manager`: its release, when the stack installs it (the Barman Cloud plugin's chart needs its CRDs)."""
     storage, store_components = _storage(config, images, opts, aws_layer)
-    database, db_component = _database(config, images, opts, storage, aws_layer)
+    database, db_component = _database(config, images, opts, storage, aws_layer, cert_manager)
     cache, cache_component = _cache(config, images, opts, aws_layer)
     roles: dict[str, pulumi.Input[str]] = {}
     if aws_layer is not None:
@@ -224,10 +225,14 @@ def _storage(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpti
 
 
 def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOptions, storage: ObjectStorage,
-              aws_layer: AwsFoundation | None) -> tuple[Database, pulumi.Resource]:
+              aws_layer: AwsFoundation | None,
+              cert_manager: Sequence[pulumi.Resource] = ()) -> tuple[Database, pulumi.Resource]:
     pg = config.postgres
     if pg.mode == "rds":
         assert aws_layer is not None
+        from components.aws import RdsPostgres, RdsPostgresArgs  # the AWS SDK only where it is used
+        from components.aws.rds_proxy import RdsProxy, RdsProxyArgs
+
         rds = RdsPostgres("postgres", RdsPostgresArgs(**_managed_args(aws_layer)))
         _app_secret(POSTGRES_SECRET, "database", config, opts, {
             "username": rds.username, "password": rds.password, "database": rds.database,
@@ -267,7 +272,8 @@ def _database(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOpt
             storage=PostgresStorage(size=pg.storage_size, storage_class=pg.storage_class or None),
             resources=kube.preset(pg.resources),
             clients=[*data_clients(config), grafana_peer(config), *([pooler_peer(config)] if pg.pooler.enabled else [])],
-            scrapers=[prometheus_peer(config)], backup=backup, operator=Operator(install=pg.install_operator), server_name=pg.server_name,
+            scrapers=[prometheus_peer(config)], backup=backup, server_name=pg.server_name,
+            operator=Operator(install=pg.install_operator, plugin_after=tuple(cert_manager)),
             recovery=Recovery(pg.recovery.source_server_name, pg.recovery.target_time or None)
             if pg.recovery.enabled else None,
             zone_anti_affinity=pg.zone_anti_affinity,
@@ -312,6 +318,8 @@ def _cache(config: StackConfig, images: ImagePolicy, opts: pulumi.ResourceOption
     rd = config.redis
     if rd.mode == "elasticache":
         assert aws_layer is not None
+        from components.aws import ElastiCacheRedis, ElastiCacheRedisArgs, RedisClusterMode
+
         cache = ElastiCacheRedis("redis", ElastiCacheRedisArgs(
             **_managed_args(aws_layer), cluster_mode=RedisClusterMode.ENABLED, shards=rd.masters,
             replicas_per_shard=max(1, rd.replicas_per_master)))

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import pulumi_docker as docker
-
 DEFAULT_REGISTRY = "docker.io"
 
 
@@ -36,6 +34,8 @@ class ImagePolicy:
         mirror = self.mirrors.get(registry)
         resolved = f"{mirror.rstrip('/')}/{path}" if mirror else ref
         if self.pin_digests and "@sha256:" not in resolved:
+            import pulumi_docker as docker  # slow to import: only stacks that pin digests need it
+
             digest = docker.get_registry_image(name=resolved).sha256_digest
             resolved = f"{resolved}@{digest}"
         return resolved

@@ -6,6 +6,8 @@ import dataclasses
 
 import pulumi
 
+from components import kube
+from components.addons import CHARTS
 from components.ingress import (
     LETSENCRYPT_PRODUCTION,
     LETSENCRYPT_STAGING,
@@ -43,8 +45,14 @@ GENERATE_LIMIT = RateLimit(1, 5)
 API_LIMIT = RateLimit(10, 20)
 # cert-manager's controller metrics (its chart's Service and port); honor_labels keeps each
 # Certificate's own namespace label.
-CERT_MANAGER_METRICS = ScrapeTarget("cert-manager", "cert-manager", "cert-manager", 9402, component="tls",
+CERT_MANAGER_NAMESPACE = CHARTS["cert-manager"].namespace
+CERT_MANAGER_METRICS = ScrapeTarget("cert-manager", CERT_MANAGER_NAMESPACE, "cert-manager", 9402, component="tls",
                                     honor_labels=True)
+# Where the stack reads cert-manager's metrics (a RoleBinding for Prometheus): a platform team's
+# namespace unless the stack installs cert-manager itself (then its release creates it).
+CERT_MANAGER_PREREQUISITE = kube.Prerequisite(
+    CERT_MANAGER_NAMESPACE, "cert-manager's, installed by a platform team",
+    "aquascene:addons.cert_manager.install: true (the stack installs it) or aquascene:ingress.tls_issuer: none")
 
 
 def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy,
@@ -56,6 +64,8 @@ def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy
                                      user=data.readonly_user, password=data.readonly_password,
                                      sslmode=data.database_sslmode)
     defaults = Images()
+    if config.ingress.tls_issuer != "none":
+        kube.require_namespace(CERT_MANAGER_PREREQUISITE, pulumi.ResourceOptions(providers=opts.providers))
     return MonitoringStack(
         "monitoring",
         MonitoringStackArgs(

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 import pulumi
-import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components import kube
@@ -28,7 +29,6 @@ from components.ingress import PublicRoutes
 from components.monitoring import MonitoringStack
 from stacks import catalog
 from stacks.config import ServiceConfig, StackConfig, secret_setting
-from stacks.aws import AwsFoundation, compose_aws
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
 from stacks.promotion import promoted_image
@@ -36,6 +36,9 @@ from stacks.releases import service_release
 from stacks.observability import compose_monitoring, compose_routes
 from stacks.cluster_addons import compose_addons
 from stacks.provider_secrets import provider_secrets, provider_settings
+
+if TYPE_CHECKING:  # the AWS and Docker SDKs are imported where used: slow to import, and most stacks need neither
+    from stacks.aws import AwsFoundation
 
 APP_COMPONENT = "api"
 API_KEYS_SECRET = "content-engine-api"
@@ -90,7 +93,11 @@ class Platform:
 
 
 def compose(config: StackConfig) -> Platform:
-    aws_layer = compose_aws(config) if config.aws.enabled else None
+    aws_layer = None
+    if config.aws.enabled:
+        from stacks.aws import compose_aws
+
+        aws_layer = compose_aws(config)
     provider = aws_layer.provider if aws_layer is not None else kubernetes_provider(config)
     # Monitoring and routes reach into each other's namespaces (Prometheus's discovery in the
     # gateway's, the Grafana route in monitoring's): objects there wait for whichever comes later.
@@ -101,7 +108,7 @@ def compose(config: StackConfig) -> Platform:
     image = app_image(config)
     in_namespace = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
     images = ImagePolicy(pin_digests=config.images.pin_digests, mirrors=config.images.mirrors)
-    data = compose_data_layer(config, images, in_namespace, aws_layer)
+    data = compose_data_layer(config, images, in_namespace, aws_layer, cert_manager=addons.cert_manager)
     migration = migration_job(config, data, image, in_namespace)
     api_key = api_keys_secret(config, in_namespace)
     api_keys = pulumi.Output.all(api_key, secret_setting("api_keys") or "")
@@ -233,6 +240,8 @@ def app_image(config: StackConfig) -> pulumi.Output[str]:
         return promoted_image(config.image.promote_from)
     if not config.image.build:
         return pulumi.Output.from_input(config.image.reference)
+    import pulumi_docker as docker
+
     built = docker.Image(
         "content-engine-image",
         image_name=f"{config.image.registry}/{config.image.repository}:{config.image.tag}",

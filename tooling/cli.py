@@ -4,6 +4,7 @@
   aquascene policy STACK [--json] [--config FILE] [--project-dir DIR]
   aquascene policy --export FILE [--config FILE] [--json]
   aquascene check STACK [--project-dir DIR]
+  aquascene diff STACK_A STACK_B [--json] [--all] [--project-dir DIR]
 
 Exit codes: 0 everything valid, 1 invalid objects, 2 configuration or usage error.
 """
@@ -58,6 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_cmd.add_argument("stack", help="stack name: renders Pulumi.STACK.yaml under the recording engine")
     check_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
     check_cmd.set_defaults(handler=_check)
+
+    diff_cmd = commands.add_parser(
+        "diff",
+        help="render two stacks offline and show the settings that differ, grouped by part",
+        description="Compares effective settings (profile merged with the stack file) and rendered objects. "
+                    "Exit codes: 0 compared (differences or not), 1 a stack renders invalid objects, "
+                    "2 configuration or usage error.",
+    )
+    diff_cmd.add_argument("stack_a", metavar="STACK_A", help="stack name: reads Pulumi.STACK_A.yaml")
+    diff_cmd.add_argument("stack_b", metavar="STACK_B", help="stack name: reads Pulumi.STACK_B.yaml")
+    diff_cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
+    diff_cmd.add_argument("--all", action="store_true", help="also list the settings that agree")
+    diff_cmd.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml (default: found from CWD)")
+    diff_cmd.set_defaults(handler=_diff)
 
     args = parser.parse_args(argv)
     try:
@@ -139,6 +154,22 @@ def _check(args: argparse.Namespace) -> int:
         print(line)
     print(f"done in {time.perf_counter() - started:.2f}s")
     return EXIT_INVALID if report.rejected else EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from tooling import diff
+
+    project_dir = args.project_dir or find_project_dir()
+    comparison = diff.compare(args.stack_a, args.stack_b, project_dir)
+    if args.json:
+        print(diff.format_json(comparison, args.all))
+    else:
+        for line in diff.format_table(comparison, args.all):
+            print(line)
+        for stack, count in comparison.invalid.items():
+            if count:
+                print(f"stack {stack}: {count} rendered objects are invalid (see `aquascene render {stack}`)")
+    return EXIT_INVALID if any(comparison.invalid.values()) else EXIT_OK
 
 
 if __name__ == "__main__":

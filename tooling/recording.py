@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
@@ -128,15 +128,20 @@ class RealisticMocks(pulumi_mocks.Mocks):
     """Provider answers close enough to the real ones for dependent inputs to resolve."""
 
     def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
-                 live_objects: Mapping[tuple[str, str], Mapping[str, Any]] | None = None):
+                 live_objects: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+                 absent: Iterable[tuple[str, str]] = ()):
         # Other stacks' outputs by fully qualified name; unnamed ones answer like a deployed stack.
         self.stack_outputs = dict(stack_outputs or {})
         # What `Resource.get(type, id)` finds on the cluster: (type token, id) -> the object's state.
         self.live_objects = dict(live_objects or {})
+        # (type, id) of objects the cluster lacks: looking one up (`.get`) fails like a real read.
+        self.absent = set(absent)
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         typ, name = args.typ, args.name
+        if args.resource_id and (typ, args.resource_id) in self.absent:
+            raise LookupError(f"resource '{args.resource_id}' does not exist ({typ})")
         if args.resource_id and (typ, args.resource_id) in self.live_objects:  # a read of a live object
             return args.resource_id, {**inputs, **self.live_objects[(typ, args.resource_id)]}
         if typ.startswith("kubernetes:"):
@@ -236,6 +241,7 @@ def record(
     secret_keys: list[str] | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     live_objects: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    absent: Iterable[tuple[str, str]] = (),
 ) -> Recording:
     """Run `program` under the recording engine and return what it declared.
 
@@ -245,13 +251,14 @@ def record(
     `stack_outputs` answers StackReferences: stack name -> its outputs.
     `live_objects` answers reads of existing objects (`Resource.get`): (type token, id) -> state;
     an object not listed reads as found, without status (e.g. an HPA that has not reported).
+    `absent`: (type, id) of objects the cluster lacks; a `.get` of one fails the way a read does.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         runtime_config.set_all_config(dict(config or {}), secret_keys or [])
         settings.set_root_resource(None)  # a fresh Stack resource for this run
-        monitor = RecordingMonitor(RealisticMocks(stack_outputs, live_objects))
+        monitor = RecordingMonitor(RealisticMocks(stack_outputs, live_objects, absent))
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         result = _run(program)
         outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))

@@ -95,6 +95,10 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
     assert len(changed) >= 10, "the update must change images, replicas and resources"
 
     provided = provide_namespaces(cluster, namespaces_provided_elsewhere(second.objects))
+    # The platform namespaces the stack asserts at preview (Namespace.get) are there now: the
+    # lookups a `pulumi preview` makes would pass against this cluster.
+    asserted = [name for kind, name in recorded_stack(env).reads if kind == "kubernetes:core/v1:Namespace"]
+    assert [name for name in asserted if not cluster.namespace_exists(name)] == []
     started = time.monotonic()
     try:
         assert apply_all(cluster, first.objects) == []

@@ -21,8 +21,8 @@ def test_objects_are_sent_after_everything_they_wait_for(run_stack):
 def test_prod_lists_its_helm_releases_instead_of_sending_them(run_stack):
     releases = stack_objects(run_stack("prod")).helm_releases
     assert sorted(r.split()[0].rsplit("/", 1)[-1] for r in releases) == [
-        "cert-manager", "cloudnative-pg", "cluster-autoscaler", "gateway-crds-helm", "gateway-helm",
-        "metrics-server", "plugin-barman-cloud"]
+        "cert-manager", "cloudnative-pg", "cluster-autoscaler", "gateway-helm",
+        "metrics-server", "plugin-barman-cloud"]  # the CRD bundle is a helm.v4.Chart: objects, no release
 
 
 def test_check_without_a_usable_kubeconfig_exits_2_naming_it(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.secret_support import app_secret_refs
 from components import kube
+from components.addons import CHARTS
 from components.object_store import SEED_BUCKETS, BucketSpec, ObjectStore, ObjectStoreArgs, bucket_setup_script
 from components.postgres import ObjectStoreBackup, PostgresCluster, PostgresClusterArgs, PostgresStorage
 from components.redis import RedisCluster, RedisClusterArgs
@@ -143,7 +144,7 @@ def test_cloudnative_pg_cluster_with_barman_backups(run_program):
     scheduled = rec.k8s_object("ScheduledBackup", "postgres-daily")["spec"]
     assert scheduled["method"] == "plugin" and scheduled["cluster"] == {"name": "postgres"}
     releases = {r.plain_inputs["chart"]: r.plain_inputs["version"] for r in rec.of_type("kubernetes:helm.sh/v3:Release")}
-    assert releases == {"cloudnative-pg": "0.29.1", "plugin-barman-cloud": "0.8.1"}
+    assert releases == {name: CHARTS[name].version for name in ("cloudnative-pg", "plugin-barman-cloud")}
     all_valid(rec)
 
 

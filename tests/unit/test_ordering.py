@@ -42,12 +42,24 @@ STACKS = {
         "monitoring": {"logs": False, "node_exporter": False},
         "postgres": {"install_operator": False},
     }),
+    "staging-installs-cert-manager": ("staging", {"addons": {"cert_manager": {"install": True}}}),
+    "dev-with-certificates": ("dev", {
+        "ingress": {"tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
+    }),
+    "prod-on-a-platform-cluster": ("prod", {
+        "addons": {name: {"install": False} for name in ("metrics_server", "node_autoscaler", "cert_manager",
+                                                          "envoy_gateway")},
+    }),
 }
 
+# Namespaces every cluster has: nothing needs to create or assert them.
+BUILT_IN_NAMESPACES = {"kube-system"}
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 
-# Namespaces of add-ons a platform team installs (`aquascene:addons.<name>.install: false`):
-# a stack may place objects there (Prometheus's read access) without creating them.
-PLATFORM_NAMESPACES = {"cert-manager"}
+
+def asserted_namespaces(rec: Recording) -> set[str]:
+    """Namespaces the stack looks up (`Namespace.get`) instead of creating: a platform team's."""
+    return {name for type_token, name in rec.reads if type_token == NAMESPACE_TYPE}
 
 
 def namespace_resources(rec: Recording) -> dict[str, str]:
@@ -68,11 +80,41 @@ def unordered_objects(rec: Recording) -> list[str]:
     return missing
 
 
+# Charts that render another add-on's custom resources (not only their own): each must wait
+# for the chart serving those, or - where a platform team installs it - assert it is there.
+RENDERS_CUSTOM_RESOURCES_OF = {
+    "plugin-barman-cloud": ("cert-manager", "certificates.cert-manager.io"),  # its webhook's Issuer/Certificate
+    "gateway-helm": ("gateway-crds-helm", "gateways.gateway.networking.k8s.io"),
+}
+CHART_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+
+
+def installed_charts(rec: Recording) -> dict[str, str]:
+    """chart name -> URN of what installs it (a Helm release, or a v4 Chart applying its objects)."""
+    # A chart by name in a repository, or an oci:// reference ending in its name.
+    return {str(r.plain_inputs.get("chart")).rsplit("/", 1)[-1]: r.urn
+            for type_token in CHART_TYPES for r in rec.of_type(type_token)}
+
+
+def unordered_releases(rec: Recording) -> list[str]:
+    """Charts that render another add-on's custom resources before it is there (or asserted)."""
+    charts, asserted = installed_charts(rec), {name for t, name in rec.reads if t == CRD_TYPE}
+    missing = []
+    for chart, urn in charts.items():
+        if chart not in RENDERS_CUSTOM_RESOURCES_OF:
+            continue
+        needed, crd = RENDERS_CUSTOM_RESOURCES_OF[chart]
+        if needed in charts and charts[needed] not in rec.prerequisites(urn):
+            missing.append(f"{chart} does not wait for {needed}")
+        if needed not in charts and crd not in asserted:
+            missing.append(f"{chart} needs {needed}, neither installed nor asserted ({crd})")
+    return missing
+
+
 def unserved_custom_resources(rec: Recording) -> list[str]:
     """Custom resources created without waiting for the release in this stack that serves them."""
-    # A chart by name in a repository, or an oci:// reference ending in its name.
-    releases = {str(r.plain_inputs.get("chart")).rsplit("/", 1)[-1]: r.urn
-                for r in rec.of_type("kubernetes:helm.sh/v3:Release")}
+    releases = installed_charts(rec)
     missing = []
     for obj in rec.kubernetes():
         api_version = obj.plain_inputs.get("apiVersion", "")
@@ -100,12 +142,19 @@ def test_every_custom_resource_waits_for_the_release_that_serves_it(recording):
     assert unserved_custom_resources(recording) == []
 
 
-def test_each_stack_creates_the_namespaces_its_objects_live_in(recording):
+def test_every_release_rendering_another_add_ons_resources_waits_for_it(recording):
+    assert unordered_releases(recording) == []
+
+
+def test_each_stack_creates_or_asserts_the_namespaces_its_objects_live_in(recording):
     # The invariant above only binds namespaces the stack creates (as Namespace objects or
-    # through a Helm release): make sure that is all of them but the platform's, none left out.
-    created = set(namespace_resources(recording)) | PLATFORM_NAMESPACES
+    # through a Helm release); every other one must be looked up at preview, so a cluster
+    # without it refuses the preview instead of failing half-way through `pulumi up`.
+    created, asserted = set(namespace_resources(recording)), asserted_namespaces(recording)
     used = {recording.namespace_of(obj) for obj in recording.kubernetes()} - {None}
-    assert used <= created, f"objects in namespaces the stack does not create: {sorted(used - created)}"
+    assert used <= created | asserted | BUILT_IN_NAMESPACES, (
+        f"objects in namespaces the stack neither creates nor asserts: {sorted(used - created - asserted)}")
+    assert not asserted & created, "a namespace the stack creates is not a prerequisite"
 
 
 def test_the_graph_follows_parents_and_their_dependencies(run_program):

@@ -9,8 +9,8 @@ import pytest
 
 from components import pooler as pooler_mod
 from stacks.catalog import CONTENT_SERVICES
-from stacks.config import ConfigError, build_stack_config
-from stacks.connections import RESERVED_CONNECTIONS, budget_for
+from stacks.config import ConfigError, budget_for, build_stack_config
+from stacks.connections import RESERVED_CONNECTIONS
 from tests.conftest import stack_config
 
 ENVS = ("dev", "staging", "prod")

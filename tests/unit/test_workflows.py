@@ -116,7 +116,17 @@ def test_actionlint_passes_on_every_workflow():
 
 def test_pull_requests_run_tests_render_policy_preview_and_an_image_scan(pull_request):
     assert pull_request["on"] == {"pull_request": {"branches": ["main"]}}
-    assert set(pull_request["jobs"]) == {"test", "render-and-policy", "preview", "image-scan"}
+    assert set(pull_request["jobs"]) == {"test", "render-and-policy", "preview", "image-scan", "environment-diff"}
+
+
+def test_changes_to_stack_config_profiles_or_policy_configs_post_the_environment_diff(pull_request):
+    job = pull_request["jobs"]["environment-diff"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    runs = " ".join(s.get("run", "") for s in steps(job))
+    for watched in ("'Pulumi.*.yaml'", "stacks/profiles.py", "'policies/config/*.json'"):
+        assert watched in runs
+    assert "aquascene diff $pair" in runs and "gh pr comment" in runs
+    assert "${{" not in runs  # untrusted values reach the scripts through env only
 
 
 def test_the_test_job_runs_ci_run_which_runs_the_readmes_test_command(pull_request):
