@@ -24,8 +24,14 @@ CONTENT_SERVICES: tuple[ContentService, ...] = (
     ContentService("web-scraper", 8002, 2, True, "fetches and extracts source pages"),
     ContentService("distributor", 8003, 3, True, "newsletter delivery over SMTP"),
     ContentService("subscriber-manager", 8004, 4, True, "subscriptions, confirmation mail"),
+    # Seed 001's sixth service. It runs the engine's service layer in-process (generation, scraping,
+    # newsletters: hence the internet) and reads the five others' /health. Seed 001 allocates Redis
+    # DBs 0-4 to the five and 5 to the system; 6 is the first free one.
+    ContentService("admin-dashboard", 3000, 6, True, "people's dashboard: review, newsletters, users, audit"),
 )
 SERVICE_NAMES = tuple(s.name for s in CONTENT_SERVICES)
+ADMIN_DASHBOARD = "admin-dashboard"  # the service people sign in to (stacks/admin.py)
+API_SERVICES = tuple(s for s in CONTENT_SERVICES if s.name != ADMIN_DASHBOARD)  # the public API's five roles
 SYSTEM_REDIS_DB = 5  # seed 001: shared/system keys
 
 
