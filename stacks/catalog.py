@@ -18,6 +18,7 @@ class ContentService:
     description: str
 
 
+ADMIN_DASHBOARD = "admin-dashboard"  # the service people sign in to (stacks/admin.py)
 CONTENT_SERVICES: tuple[ContentService, ...] = (
     ContentService("content-manager", 8000, 0, False, "content CRUD, assets and search"),
     ContentService("ai-processor", 8001, 1, True, "AI content generation"),
@@ -27,10 +28,9 @@ CONTENT_SERVICES: tuple[ContentService, ...] = (
     # Seed 001's sixth service. It runs the engine's service layer in-process (generation, scraping,
     # newsletters: hence the internet) and reads the five others' /health. Seed 001 allocates Redis
     # DBs 0-4 to the five and 5 to the system; 6 is the first free one.
-    ContentService("admin-dashboard", 3000, 6, True, "people's dashboard: review, newsletters, users, audit"),
+    ContentService(ADMIN_DASHBOARD, 3000, 6, True, "people's dashboard: review, newsletters, users, audit"),
 )
 SERVICE_NAMES = tuple(s.name for s in CONTENT_SERVICES)
-ADMIN_DASHBOARD = "admin-dashboard"  # the service people sign in to (stacks/admin.py)
 API_SERVICES = tuple(s for s in CONTENT_SERVICES if s.name != ADMIN_DASHBOARD)  # the public API's five roles
 SYSTEM_REDIS_DB = 5  # seed 001: shared/system keys
 

@@ -213,3 +213,24 @@ def test_the_overview_dashboard_has_an_admin_dashboard_row(run_stack):
     below = [p for p in panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
     assert below and all('job="admin-dashboard"' in t["expr"] for p in below for t in p["targets"])
     assert {p["title"] for p in below} >= {"Admin Dashboard Pods Up", "Admin Dashboard p95 Latency"}
+
+
+def test_every_service_has_a_port_and_a_redis_database_of_its_own():
+    from stacks.catalog import CONTENT_SERVICES, SYSTEM_REDIS_DB
+
+    dbs = [s.redis_db for s in CONTENT_SERVICES]
+    assert len(set(dbs)) == len(dbs) and SYSTEM_REDIS_DB not in dbs and all(0 <= db < 16 for db in dbs)
+    assert len({s.port for s in CONTENT_SERVICES}) == len(CONTENT_SERVICES)
+
+
+@pytest.mark.parametrize("cidr, message", [
+    ("10.0.0.1/8", "is not a network in CIDR notation"),
+    ("office", "is not a network in CIDR notation"),
+    ("192.0.2.7", "needs a prefix length (e.g. 192.0.2.7/32)"),
+])
+def test_a_route_refuses_an_allow_list_entry_that_is_no_network(cidr, message):
+    from components.ingress import Route
+
+    with pytest.raises(ValueError, match=rf"Route.allow_cidrs: '{cidr}' " + message.replace("(", r"\(").replace(")", r"\)")):
+        Route("admin", host="admin.aquascene.example", path="/", service="admin-dashboard", port=3000,
+              namespace="aquascene-dev", allow_cidrs=(cidr,))
