@@ -253,8 +253,9 @@ PROFILES: dict[str, Profile] = {
             "zone_anti_affinity": "required",
             "continuous_backup": {"enabled": True, "retention_days": 30, "schedule": "0 0 2 * * *"},
             # Seed 001's pool of 25 per instance. Its 1000 clients are too few at the HPA maximum:
-            # (5 services x 10 pods + the dashboard's 5) x (25 + 10) = 1925, so 2000 (a few MB in PgBouncer).
-            "pooler": {**_POSTGRES["pooler"], "default_pool_size": 25, "max_client_conn": 2000, "instances": 3},
+            # (5 services x 10 pods + the dashboard's 5) x (25 + 10) = 1925, so 2200 (a few MB in PgBouncer),
+            # which leaves room to raise the HPA maxima (all of them by one: 2135) without touching it.
+            "pooler": {**_POSTGRES["pooler"], "default_pool_size": 25, "max_client_conn": 2200, "instances": 3},
         },
         "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
         # The five buckets are S3 buckets on AWS ("distributed" runs a 4-node in-cluster store instead).

@@ -173,7 +173,7 @@ def test_cloudnative_pg_mode_declares_a_transaction_pooler_after_its_cluster(run
     spec = pooler.plain_inputs["spec"]
     assert spec["cluster"] == {"name": "postgres"} and spec["type"] == "rw" and spec["instances"] == 3
     assert spec["pgbouncer"]["poolMode"] == "transaction"
-    assert spec["pgbouncer"]["parameters"]["max_client_conn"] == "2000"
+    assert spec["pgbouncer"]["parameters"]["max_client_conn"] == "2200"
     assert spec["pgbouncer"]["parameters"]["default_pool_size"] == "25"
     (cluster,) = rec.of_type("kubernetes:postgresql.cnpg.io/v1:Cluster")
     assert cluster.urn in pooler.dependencies
