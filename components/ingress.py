@@ -15,6 +15,7 @@ Routes are data: the caller passes them. App Services stay ClusterIP.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -31,6 +32,7 @@ LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 ENVOY_GATEWAY_API = "gateway.envoyproxy.io/v1alpha1"
 CERT_MANAGER_API = "cert-manager.io/v1"
+NGINX_POLICY_API = "k8s.nginx.org/v1"  # F5 NGINX Ingress Controller's Policy (access control for Ingresses)
 # Envoy Gateway runs Envoy unprivileged: listener ports below 1024 are served on port + 10000.
 PORT_SHIFT = 10000
 XDS_PORT = 18000
@@ -79,6 +81,9 @@ class Route:
     connect_timeout_seconds: int = 30  # to the backend (proxy_connect_timeout)
     content_security_policy: bool = True  # the seed's CSP; off for UIs that need their own (Grafana)
     canary: CanaryBackend | None = None  # Gateway API only: split the requests between stable and canary
+    # Only these client networks reach the route (others get 403); empty: everyone.
+    allow_cidrs: Sequence[str] = ()
+    cache_control: str | None = None  # set on every response, e.g. "no-store": no proxy or browser keeps a copy
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.name):
@@ -91,6 +96,13 @@ class Route:
             raise ValueError(f"Route.port must be 1-65535, got {self.port}")
         if self.request_timeout_seconds < 1 or self.connect_timeout_seconds < 1:
             raise ValueError("Route.request_timeout_seconds and connect_timeout_seconds must be >= 1")
+        for cidr in self.allow_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"Route.allow_cidrs: {cidr!r} is not a network in CIDR notation") from None
+            if "/" not in cidr:
+                raise ValueError(f"Route.allow_cidrs: {cidr!r} needs a prefix length (e.g. {cidr}/32)")
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,8 @@ class SecurityHeaders:
                    ("X-XSS-Protection", self.xss_protection), ("Referrer-Policy", self.referrer_policy)]
         if route.content_security_policy:
             headers.append(("Content-Security-Policy", self.content_security_policy))
+        if route.cache_control:
+            headers.append(("Cache-Control", route.cache_control))
         if hsts is not None:
             headers.insert(0, ("Strict-Transport-Security", hsts.header()))
         return headers
@@ -373,6 +387,16 @@ class PublicRoutes(pulumi.ComponentResource):
         k8s.apiextensions.CustomResource(
             f"policy-{route.name}", api_version=ENVOY_GATEWAY_API, kind="BackendTrafficPolicy",
             metadata=self._meta(route.name, route.namespace), spec=policy, opts=self._opts([http_route]))
+        if route.allow_cidrs:
+            # The client address is the connection's, or X-Forwarded-For's with trusted_proxy_hops.
+            k8s.apiextensions.CustomResource(
+                f"security-{route.name}", api_version=ENVOY_GATEWAY_API, kind="SecurityPolicy",
+                metadata=self._meta(route.name, route.namespace), spec={
+                    "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route.name}],
+                    "authorization": {"defaultAction": "Deny", "rules": [{
+                        "name": "allow-list", "action": "Allow",
+                        "principal": {"clientCIDRs": list(route.allow_cidrs)}}]},
+                }, opts=self._opts([http_route]))
 
     def _gateway_namespace(self) -> k8s.core.v1.Namespace:
         """The gateway namespace: restricted, closed by default, the proxies open to the world."""
@@ -455,9 +479,18 @@ class PublicRoutes(pulumi.ComponentResource):
                 "nginx.org/limit-req-key": "${binary_remote_addr}",
                 "nginx.org/limit-req-reject-code": "429",
             })
+        after = [master]
+        if route.allow_cidrs:
+            # The controller's access-control Policy (nginx's allow/deny), referenced by the minion: 403 for others.
+            policy_name = f"{route.name}-allow-list"
+            after.append(k8s.apiextensions.CustomResource(
+                f"access-{route.name}", api_version=NGINX_POLICY_API, kind="Policy",
+                metadata=self._meta(policy_name, route.namespace),
+                spec={"accessControl": {"allow": list(route.allow_cidrs)}}, opts=self._opts([master])))
+            annotations["nginx.org/policies"] = policy_name
         k8s.networking.v1.Ingress(
             f"ingress-{route.name}", metadata=self._meta(route.name, route.namespace, annotations),
             spec={"ingressClassName": a.ingress.class_name, "rules": [{"host": route.host, "http": {"paths": [{
                 "path": route.path, "pathType": "Prefix",
                 "backend": {"service": {"name": route.service, "port": {"number": route.port}}}}]}}]},
-            opts=self._opts([master]))
+            opts=self._opts(after))

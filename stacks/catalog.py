@@ -18,14 +18,20 @@ class ContentService:
     description: str
 
 
+ADMIN_DASHBOARD = "admin-dashboard"  # the service people sign in to (stacks/admin.py)
 CONTENT_SERVICES: tuple[ContentService, ...] = (
     ContentService("content-manager", 8000, 0, False, "content CRUD, assets and search"),
     ContentService("ai-processor", 8001, 1, True, "AI content generation"),
     ContentService("web-scraper", 8002, 2, True, "fetches and extracts source pages"),
     ContentService("distributor", 8003, 3, True, "newsletter delivery over SMTP, Instagram posts over HTTPS"),
     ContentService("subscriber-manager", 8004, 4, True, "subscriptions, confirmation mail"),
+    # Seed 001's sixth service. It runs the engine's service layer in-process (generation, scraping,
+    # newsletters: hence the internet) and reads the five others' /health. Seed 001 allocates Redis
+    # DBs 0-4 to the five and 5 to the system; 6 is the first free one.
+    ContentService(ADMIN_DASHBOARD, 3000, 6, True, "people's dashboard: review, newsletters, users, audit"),
 )
 SERVICE_NAMES = tuple(s.name for s in CONTENT_SERVICES)
+API_SERVICES = tuple(s for s in CONTENT_SERVICES if s.name != ADMIN_DASHBOARD)  # the public API's five roles
 SYSTEM_REDIS_DB = 5  # seed 001: shared/system keys
 
 

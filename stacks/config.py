@@ -7,6 +7,7 @@ collected and reported together, each by its full key
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import types
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal, Mapping, Union
 
 import pulumi
 from deepmerge import Merger
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components import kube
@@ -23,7 +25,8 @@ from stacks.connections import Budget, Client, Pooler
 from stacks.profiles import profile
 
 Environment = Literal["dev", "staging", "prod"]
-ServiceName = Literal["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager"]
+ServiceName = Literal["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager",
+                      "admin-dashboard"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Preset = Literal[tuple(kube.RESOURCE_PRESETS)]  # type: ignore[valid-type]
 
@@ -225,6 +228,9 @@ class AppSettings(_Model):
     # Instagram publishing (distributor); the token is the secret aquascene:instagram_access_token.
     instagram_user_id: str  # the Instagram professional account's id; empty: publishing answers 503
     instagram_graph_url: str  # the Graph API with a pinned version, e.g. https://graph.facebook.com/v26.0
+    # Content goes draft -> in_review -> approved -> published: no API key publishes unreviewed (REQUIRE_REVIEW).
+    require_review: bool
+    admin_email: str  # the dashboard's first admin (ADMIN_BOOTSTRAP_EMAIL); its password is the `admin_password` output
 
     @field_validator("instagram_user_id")
     @classmethod
@@ -240,6 +246,14 @@ class AppSettings(_Model):
             raise ValueError(f"must be an https:// Graph API URL with a pinned version such as "
                              f"https://graph.facebook.com/v26.0, got {v!r}")
         return v
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin_email(cls, v: str) -> str:
+        try:
+            return validate_email(v, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            raise ValueError(f"must be an email address such as admin@aquascene.example, got {v!r} ({error})") from None
 
     @field_validator("smtp_host")
     @classmethod
@@ -460,16 +474,35 @@ class IngressConfig(_Model):
     mode: Literal["gateway", "ingress"]
     api_host: str
     grafana_host: str
+    admin_host: str  # the admin dashboard
+    admin_allow_cidrs: list[str]  # who may reach admin_host (client CIDRs); empty: everyone
     tls_issuer: Literal["none", "letsencrypt-staging", "letsencrypt-production"]
     acme_email: str
     gateway_class: str
     ingress_class: str
 
-    @field_validator("api_host", "grafana_host")
+    @field_validator("api_host", "grafana_host", "admin_host")
     @classmethod
     def _host(cls, v: str) -> str:
         if not HOST_RE.match(v):
             raise ValueError(f"must be a DNS name such as api.aquascene.example, got {v!r}")
+        return v
+
+    @field_validator("admin_allow_cidrs")
+    @classmethod
+    def _allow_cidrs(cls, v: list[str]) -> list[str]:
+        bad = []
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                bad.append(cidr)
+            else:
+                if "/" not in cidr:  # the gateway's CIDR type needs the prefix length
+                    bad.append(cidr)
+        if bad:
+            raise ValueError(f"must be client networks as IPv4/IPv6 CIDRs with no host bits set, such as "
+                             f"203.0.113.0/24 or 2001:db8::/32 (empty: open to all); bad: {bad}")
         return v
 
     @model_validator(mode="after")

@@ -43,6 +43,10 @@ ISSUERS = {"letsencrypt-staging": LETSENCRYPT_STAGING, "letsencrypt-production":
 # Seeds 000/002: generation is expensive (1 r/s, burst 5, 300 s); the rest of the API 10 r/s, burst 20.
 GENERATE_LIMIT = RateLimit(1, 5)
 API_LIMIT = RateLimit(10, 20)
+# Seed 001's `zone=admin` (5 r/s per client); the seed names no burst: 10 lets a page load its assets.
+ADMIN_LIMIT = RateLimit(5, 10)
+# The dashboard generates drafts in-process: as long as the API's generation route allows.
+ADMIN_TIMEOUT_SECONDS = 300
 # cert-manager's controller metrics (its chart's Service and port); honor_labels keeps each
 # Certificate's own namespace label.
 CERT_MANAGER_NAMESPACE = CHARTS["cert-manager"].namespace
@@ -101,7 +105,7 @@ def compose_monitoring(config: StackConfig, data: DataLayer, images: ImagePolicy
 
 
 def public_routes(config: StackConfig) -> list[Route]:
-    """The seed's public paths, most specific first, and Grafana on its own host."""
+    """The seed's public paths, most specific first; Grafana and the admin dashboard on hosts of their own."""
     api = dict(host=config.ingress.api_host, namespace=config.namespace)
     by_path = [
         ("api-generate", "/api/v1/generate", "ai-processor", GENERATE_LIMIT, 300),
@@ -120,6 +124,13 @@ def public_routes(config: StackConfig) -> list[Route]:
     routes.append(Route("grafana", host=config.ingress.grafana_host, path="/", service=GRAFANA_SERVICE,
                         port=GRAFANA_PORT, namespace=catalog.monitoring_namespace_for(config.environment),
                         rate_limit=API_LIMIT, content_security_policy=False))
+    # The dashboard sends its own stricter CSP (frame-ancestors 'none', no inline script), which the
+    # seed's would replace; no proxy may keep a copy of a signed-in page.
+    routes.append(weighted(config, Route(
+        "admin", host=config.ingress.admin_host, path="/", service=catalog.ADMIN_DASHBOARD,
+        port=ports[catalog.ADMIN_DASHBOARD], namespace=config.namespace, rate_limit=ADMIN_LIMIT,
+        request_timeout_seconds=ADMIN_TIMEOUT_SECONDS, content_security_policy=False,
+        allow_cidrs=tuple(config.ingress.admin_allow_cidrs), cache_control="no-store")))
     return routes
 
 

@@ -28,6 +28,7 @@ from components.backup import BackupSchedule, BackupScheduleArgs
 from components.ingress import PublicRoutes
 from components.monitoring import MonitoringStack
 from stacks import catalog
+from stacks.admin import FirstAdmin, dashboard_env, dashboard_peer, first_admin, health_egress
 from stacks.config import ServiceConfig, StackConfig, secret_setting
 from stacks.data import SYSTEM, DataLayer, compose_data_layer
 from stacks.images import ImagePolicy
@@ -61,6 +62,7 @@ class Platform:
     routes: PublicRoutes | None = None
     services: dict[str, AppService] = field(default_factory=dict)
     backups: BackupSchedule | None = None
+    admin: FirstAdmin | None = None
 
     def export(self) -> None:
         pulumi.export("environment", self.config.environment)
@@ -82,6 +84,9 @@ class Platform:
             "buckets": dict(storage.bucket_names),
         })
         pulumi.export("api_key", self.api_key)  # secret: `pulumi stack output api_key --show-secrets`
+        if self.admin is not None:  # the dashboard's first admin: sign in, then create the real accounts
+            pulumi.export("admin_email", self.admin.email)
+            pulumi.export("admin_password", self.admin.password)  # secret
         pulumi.export("backup_cronjobs", self.backups.cronjob_names if self.backups else [])
         if self.routes is not None:
             pulumi.export("public_urls", self.routes.urls)
@@ -118,6 +123,7 @@ def compose(config: StackConfig) -> Platform:
     namespace_name = namespace.metadata.apply(lambda m: m["name"])
     providers = provider_secrets(config, in_namespace)
     mail = provider_settings(config)
+    platform.admin = first_admin(config, in_namespace)
     for service in catalog.CONTENT_SERVICES:
         args = app_service_args(config, service, config.services[service.name], namespace_name, image, data)
         platform.services[service.name] = AppService(
@@ -125,7 +131,9 @@ def compose(config: StackConfig) -> Platform:
             dataclasses.replace(args, env={**args.env, **mail.get(service.name, {})}, secret_env=[
                 # The API keys' version: the generated key and any configured ones (rotation rolls the pods).
                 dataclasses.replace(s, version=api_keys) if s.secret_name == API_KEYS_SECRET else s
-                for s in [*args.secret_env, *providers.get(service.name, [])]]),
+                for s in [*args.secret_env, *providers.get(service.name, []),
+                          # The first admin's password: a file in the dashboard's pods and nowhere else.
+                          *([platform.admin.secret_env] if service.name == catalog.ADMIN_DASHBOARD else [])]]),
             # Pods start only on a migrated schema.
             opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, migration]),
         )
@@ -262,6 +270,10 @@ def app_service_args(
         Autoscaling(**settings.autoscaling.model_dump()) if settings.autoscaling is not None else None
     )
     egress = data.egress_peers(service.name) + ([kube.INTERNET_PEER] if service.public_internet else [])
+    dashboard = service.name == catalog.ADMIN_DASHBOARD
+    # The dashboard's overview reads the API services' /health: its egress to them, their ingress from it.
+    egress += health_egress(config) if dashboard else []
+    ingress = platform_ingress_peers(config) + ([] if dashboard else [dashboard_peer(config)])
     return AppServiceArgs(
         namespace=namespace,
         image=image,
@@ -275,11 +287,11 @@ def app_service_args(
         replicas=settings.replicas,
         autoscaling=autoscaling,
         resources=kube.preset(settings.resources),
-        env={**app_env(config, service), **data.env(service.name)},
+        env={**app_env(config, service), **data.env(service.name), **(dashboard_env(config) if dashboard else {})},
         secret_env=[*data.secret_env(service.name), SecretEnv("API_KEYS", API_KEYS_SECRET, "api-keys")],
         command=["python", "-m", "app", "serve"],
         probes=kube.HttpProbes(port="http", startup_timeout_seconds=settings.startup_timeout_seconds),
-        ingress_from=platform_ingress_peers(config),
+        ingress_from=ingress,
         egress_to=egress,
         service_account_annotations=(
             {"eks.amazonaws.com/role-arn": data.role_arns[service.name]} if service.name in data.role_arns else {}
@@ -301,6 +313,8 @@ def app_env(config: StackConfig, service: catalog.ContentService) -> dict[str, s
         "DB_POOL_SIZE": str(config.app.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.app.db_max_overflow),  # part of the connection budget (stacks/connections.py)
         "CORS_ORIGINS": ",".join(config.app.cors_origins),
+        # Every role serving the content API enforces the same workflow (content-manager, the dashboard).
+        "REQUIRE_REVIEW": "true" if config.app.require_review else "false",
     }
 
 

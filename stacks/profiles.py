@@ -96,6 +96,8 @@ _INGRESS = {
     "mode": "gateway",  # Gateway API on Envoy Gateway; "ingress": the Ingress API
     "api_host": "api.dev.aquascene.example",
     "grafana_host": "grafana.dev.aquascene.example",
+    "admin_host": "admin.dev.aquascene.example",
+    "admin_allow_cidrs": [],  # client CIDRs that may reach admin_host (e.g. the office VPN); empty: everyone
     "tls_issuer": "none",  # none | letsencrypt-staging | letsencrypt-production (cert-manager)
     "acme_email": "",
     "gateway_class": "eg",
@@ -162,6 +164,8 @@ PROFILES: dict[str, Profile] = {
             "smtp_host": "",  # mail is logged, not sent
             "smtp_port": 587,
             **_INSTAGRAM,
+            "require_review": False,
+            "admin_email": "admin@dev.aquascene.example",
         },
         "services": _services(
             replicas=1,
@@ -192,6 +196,8 @@ PROFILES: dict[str, Profile] = {
             "smtp_host": "smtp.sendgrid.net",
             "smtp_port": 587,
             **_INSTAGRAM,
+            "require_review": False,
+            "admin_email": "admin@staging.aquascene.example",
         },
         "services": _services(
             replicas=2,
@@ -201,7 +207,7 @@ PROFILES: dict[str, Profile] = {
         ),
         # seed 002: PostgreSQL with a read replica; Redis with persistence; versioned buckets.
         "postgres": {**_POSTGRES, "instances": 2, "storage_size": "50Gi",
-                     # 5 services x 5 pods x (15 + 10) = 625 clients; 2 x 20 server connections.
+                     # 6 services x 5 pods x (15 + 10) = 750 clients; 2 x 20 server connections.
                      "pooler": {**_POSTGRES["pooler"], "default_pool_size": 20, "max_client_conn": 1000,
                                 "instances": 2}},
         "redis": {**_REDIS, "maxmemory": "800mb", "storage_size": "5Gi", "resources": "medium"},
@@ -211,7 +217,7 @@ PROFILES: dict[str, Profile] = {
         # The full stack with alerting.
         "monitoring": {**_MONITORING, "alerting": True, "logs": True},
         "ingress": {**_INGRESS, "api_host": "api.staging.aquascene.example",
-                    "grafana_host": "grafana.staging.aquascene.example",
+                    "grafana_host": "grafana.staging.aquascene.example", "admin_host": "admin.staging.aquascene.example",
                     "tls_issuer": "letsencrypt-staging", "acme_email": "ops@aquascene.example"},
         "addons": dict(_ADDONS_PRESENT),
     },
@@ -229,12 +235,18 @@ PROFILES: dict[str, Profile] = {
             "smtp_host": "smtp.sendgrid.net",
             "smtp_port": 587,
             **_INSTAGRAM,
+            # Whatever is mailed to subscribers has been read by a person first.
+            "require_review": True,
+            "admin_email": "admin@aquascene.example",
         },
         "services": _services(
             replicas=3,
             autoscaling={"min_replicas": 3, "max_replicas": 10, "cpu_utilization": 70, "memory_utilization": 80},
             resources="medium",
             ai_processor={"resources": "xlarge", "startup_timeout_seconds": 120},
+            # The staff's dashboard, not the public's: 5 pods at most keep the pooler's client budget.
+            admin_dashboard={"autoscaling": {"min_replicas": 3, "max_replicas": 5, "cpu_utilization": 70,
+                                             "memory_utilization": 80}},
         ),
         # A 3-instance CloudNativePG cluster with continuous backup, a 6-node Redis cluster,
         # a 4-node distributed object store.
@@ -249,8 +261,9 @@ PROFILES: dict[str, Profile] = {
             "zone_anti_affinity": "required",
             "continuous_backup": {"enabled": True, "retention_days": 30, "schedule": "0 0 2 * * *"},
             # Seed 001's pool of 25 per instance. Its 1000 clients are too few at the HPA maximum:
-            # 5 services x 10 pods x (25 + 10) = 1750, so 2000 (PgBouncer holds that in a few MB).
-            "pooler": {**_POSTGRES["pooler"], "default_pool_size": 25, "max_client_conn": 2000, "instances": 3},
+            # (5 services x 10 pods + the dashboard's 5) x (25 + 10) = 1925, so 2200 (a few MB in PgBouncer),
+            # which leaves room to raise the HPA maxima (all of them by one: 2135) without touching it.
+            "pooler": {**_POSTGRES["pooler"], "default_pool_size": 25, "max_client_conn": 2200, "instances": 3},
         },
         "redis": {**_REDIS, "mode": "cluster", "maxmemory": "800mb", "storage_size": "10Gi", "resources": "medium"},
         # The five buckets are S3 buckets on AWS ("distributed" runs a 4-node in-cluster store instead).
@@ -266,6 +279,7 @@ PROFILES: dict[str, Profile] = {
                        "alertmanager_replicas": 2, "logs": True, "loki_retention": "720h",
                        "loki_storage_size": "50Gi", "kube_state_metrics_replicas": 2},
         "ingress": {**_INGRESS, "api_host": "api.aquascene.example", "grafana_host": "grafana.aquascene.example",
+                    "admin_host": "admin.aquascene.example",
                     "tls_issuer": "letsencrypt-production", "acme_email": "ops@aquascene.example"},
         "addons": dict(_ADDONS_INSTALLED),
     },

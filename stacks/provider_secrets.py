@@ -19,11 +19,12 @@ from stacks.config import StackConfig, secret_setting
 
 # config key -> (the engine's setting, the services that use it)
 PROVIDER_SECRETS: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "openai_api_key": ("OPENAI_API_KEY", ("ai-processor",)),
-    "anthropic_api_key": ("ANTHROPIC_API_KEY", ("ai-processor",)),
+    # The admin dashboard runs generation, newsletters and subscriptions in-process: it uses all four.
+    "openai_api_key": ("OPENAI_API_KEY", ("ai-processor", "admin-dashboard")),
+    "anthropic_api_key": ("ANTHROPIC_API_KEY", ("ai-processor", "admin-dashboard")),
     # Newsletters (distributor) and subscription confirmations (subscriber-manager) send mail.
-    "smtp_username": ("SMTP_USERNAME", ("distributor", "subscriber-manager")),
-    "smtp_password": ("SMTP_PASSWORD", ("distributor", "subscriber-manager")),
+    "smtp_username": ("SMTP_USERNAME", ("distributor", "subscriber-manager", "admin-dashboard")),
+    "smtp_password": ("SMTP_PASSWORD", ("distributor", "subscriber-manager", "admin-dashboard")),
     # Instagram posts are published by the distributor alone.
     "instagram_access_token": ("INSTAGRAM_ACCESS_TOKEN", ("distributor",)),
 }

@@ -48,3 +48,20 @@ def test_check_exits_1_naming_an_object_the_api_server_refuses(cluster: Cluster,
     assert len(rejected) == 1, out
     assert "HTTPRoute aquascene-dev/" in rejected[0] and "700000" in rejected[0]
     assert "stack dev:" in out and "1 rejected" in out
+
+
+def test_the_admin_allow_list_passes_the_envoy_gateway_crds_schema(cluster: Cluster) -> None:
+    """The SecurityPolicy of `ingress.admin_allow_cidrs` (IPv4 and IPv6) as the API server validates it."""
+    from stacks.program import program
+    from tests.conftest import stack_config
+    from tooling.check import Verdict, check
+    from tooling.recording import record
+
+    allow = ["203.0.113.0/24", "2001:db8::/32"]
+    objects = stack_objects(record(program, stack="dev",
+                                   config=stack_config("dev", {"ingress": {"admin_allow_cidrs": allow}})))
+    (policy,) = [o for o in objects.objects if o.kind == "SecurityPolicy"]
+    assert policy.manifest["spec"]["authorization"]["rules"][0]["principal"]["clientCIDRs"] == allow
+    report = check("dev", objects, cluster)
+    assert [v for v in report.verdicts if v.ref == policy.ref] == [Verdict(policy.ref, None)]
+    assert report.rejected == []

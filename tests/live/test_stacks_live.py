@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from stacks.catalog import SERVICE_NAMES
 from tooling.check import Cluster, StackObject, StackObjects, stack_objects
 from stacks.program import program
 from tooling.recording import record
@@ -52,6 +53,17 @@ def delete_all(cluster: Cluster, objects: list[StackObject]) -> list[str]:
     for obj in reversed(objects):
         cluster.delete(obj)
     return [o.ref for o in cluster.wait_gone(objects, timeout_seconds=DELETE_TIMEOUT_SECONDS)]
+
+
+def ready_app_services(cluster: Cluster, objects: list[StackObject]) -> list[str]:
+    """The app services whose Deployment the API server reports with every replica Ready."""
+    ready = []
+    for obj in objects:
+        if obj.kind == "Deployment" and obj.manifest["metadata"]["labels"].get("app.kubernetes.io/component") == "api":
+            status = (cluster.get(obj.api_version, obj.kind, obj.name, obj.namespace) or {}).get("status") or {}
+            if status.get("readyReplicas", 0) >= max(1, obj.manifest["spec"].get("replicas", 1)):
+                ready.append(obj.name)
+    return sorted(ready)
 
 
 def updated_config(env: str) -> dict[str, str]:
@@ -106,6 +118,8 @@ def test_stack_applies_becomes_ready_updates_in_place_and_deletes(cluster: Clust
         figures["apply_s"] = round(time.monotonic() - started, 1)
         assert wait_until(lambda: not_ready(cluster, first.objects), READY_TIMEOUT_SECONDS) == []
         figures["all_ready_s"] = round(time.monotonic() - started, 1)
+        # Every app role is there and Ready, the admin dashboard (the sixth) included.
+        assert ready_app_services(cluster, first.objects) == sorted(SERVICE_NAMES)
         selection = selection_problems(cluster, first.objects)
         assert wait_until(lambda: selection_problems(cluster, first.objects).problems, 60) == []
         figures["selectors_not_checkable"] = len(selection.not_checkable)

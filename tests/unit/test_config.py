@@ -67,7 +67,8 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
         ),
         (
             {"environment": "dev", "services": {"mailer": {"replicas": 1}}},
-            "aquascene:services.mailer: unknown name; allowed here: content-manager, ai-processor, web-scraper, distributor, subscriber-manager",
+            "aquascene:services.mailer: unknown name; allowed here: content-manager, ai-processor, web-scraper, distributor, "
+            "subscriber-manager, admin-dashboard",
         ),
         (
             {"environment": "dev", "services": {"web-scraper": {"resources": "huge"}}},
@@ -190,6 +191,24 @@ def test_overrides_merge_deeply_and_null_removes_the_hpa():
         (
             {"environment": "dev", "kubernetes": {"version": "v1.33.2"}},
             "aquascene:kubernetes.version: must look like 1.33 (major.minor), got 'v1.33.2'",
+        ),
+        (
+            {"environment": "dev", "ingress": {"admin_host": "Admin_Dashboard"}},
+            "aquascene:ingress.admin_host: must be a DNS name such as api.aquascene.example, got 'Admin_Dashboard'",
+        ),
+        (
+            {"environment": "prod", "ingress": {"admin_allow_cidrs": ["203.0.113.0/24", "10.0.0.1/8", "office", "192.0.2.7"]}},
+            "aquascene:ingress.admin_allow_cidrs: must be client networks as IPv4/IPv6 CIDRs with no host bits set, such "
+            "as 203.0.113.0/24 or 2001:db8::/32 (empty: open to all); bad: ['10.0.0.1/8', 'office', '192.0.2.7']",
+        ),
+        (
+            {"environment": "staging", "app": {"admin_email": "ops at aquascene"}},
+            "aquascene:app.admin_email: must be an email address such as admin@aquascene.example, got 'ops at aquascene' "
+            "(An email address must have an @-sign.)",
+        ),
+        (
+            {"environment": "prod", "app": {"require_review": "no"}},
+            'aquascene:app.require_review: Input should be a valid boolean (got "no")',
         ),
     ],
 )

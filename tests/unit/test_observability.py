@@ -7,20 +7,21 @@ import pytest
 from stacks.catalog import CONTENT_SERVICES
 
 
-def routes_by_path(rec):
+def routes_by_place(rec):
+    """(host, path prefix) -> (Service, port) of every HTTPRoute rule."""
     found = {}
     for route in rec.kubernetes("HTTPRoute"):
         spec = route.plain_inputs["spec"]
         for rule in spec["rules"]:
             for match in rule.get("matches", []):
                 backend = rule["backendRefs"][0]
-                found[match["path"]["value"]] = (backend["name"], backend["port"])
+                found[(spec["hostnames"][0], match["path"]["value"])] = (backend["name"], backend["port"])
     return found
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_routes_map_the_seed_paths_to_the_right_services(run_stack, env):
-    paths = routes_by_path(run_stack(env))
+@pytest.mark.parametrize("env, domain", [("dev", "dev.aquascene.example"), ("prod", "aquascene.example")])
+def test_routes_map_the_seed_paths_to_the_right_services(run_stack, env, domain):
+    places = routes_by_place(run_stack(env))
     ports = {s.name: s.port for s in CONTENT_SERVICES}
     expected = {
         "/api/v1/generate": "ai-processor", "/api/v1/content": "content-manager",
@@ -29,8 +30,10 @@ def test_routes_map_the_seed_paths_to_the_right_services(run_stack, env):
         "/api/v1/": "content-manager",
     }
     for path, service in expected.items():
-        assert paths[path] == (service, ports[service]), path
-    assert paths["/"] == ("grafana", 3000)
+        assert places[(f"api.{domain}", path)] == (service, ports[service]), path
+    assert places[(f"grafana.{domain}", "/")] == ("grafana", 3000)
+    assert places[(f"admin.{domain}", "/")] == ("admin-dashboard", 3000)
+    assert len(places) == len(expected) + 2
 
 
 @pytest.mark.parametrize("env, issuer", [("dev", None), ("staging", "letsencrypt-staging"),

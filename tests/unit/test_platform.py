@@ -28,7 +28,7 @@ def test_namespace_is_restricted_and_closed(run_stack, env):
 
 
 @pytest.mark.parametrize("env", sorted(EXPECTED))
-def test_five_services_with_their_ports_and_profile(run_stack, env):
+def test_six_services_with_their_ports_and_profile(run_stack, env):
     replicas, hpa, requests, ai_limit, log_level, pool = EXPECTED[env]
     rec = run_stack(env)
     in_app_namespace = [d for d in rec.kubernetes("Deployment") if d.plain_inputs["metadata"]["namespace"] == f"aquascene-{env}"
@@ -56,7 +56,9 @@ def test_five_services_with_their_ports_and_profile(run_stack, env):
             assert hpas == []
         else:
             spec = hpas[0].plain_inputs["spec"]
-            assert (spec["minReplicas"], spec["maxReplicas"]) == hpa
+            # prod's dashboard serves the staff: at most 5 pods (the pooler's client budget).
+            bounds = (hpa[0], 5) if (env, service.name) == ("prod", "admin-dashboard") else hpa
+            assert (spec["minReplicas"], spec["maxReplicas"]) == bounds
             assert rec.k8s_object("PodDisruptionBudget", service.name)
 
 
@@ -96,16 +98,25 @@ def test_dev_and_staging_deploy_the_configured_tag_without_building(run_stack, e
     rec = run_stack(env)
     assert rec.of_type("docker:index/image:Image") == []
     apps = [d for d in rec.kubernetes("Deployment") if rec.by_urn()[d.parent].type == "aquascene:app:AppService"]
-    assert len(apps) == 5
+    assert len(apps) == len(CONTENT_SERVICES)
     images = {d.plain_inputs["spec"]["template"]["spec"]["containers"][0]["image"] for d in apps}
     assert images == {"ghcr.io/aquascene/content-engine:1.0.0"}
 
 
-def test_apps_reachable_only_from_gateway_and_prometheus(run_stack):
+def test_apps_reachable_only_from_gateway_prometheus_and_the_dashboards_health_checks(run_stack):
     rec = run_stack("staging")
-    ingress = rec.k8s_object("NetworkPolicy", "content-manager")["spec"]["ingress"]
-    namespaces = [rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in ingress]
-    assert namespaces == ["aquascene-staging-gateway", "aquascene-staging-monitoring"]
+    for service in CONTENT_SERVICES:
+        ingress = rec.k8s_object("NetworkPolicy", service.name)["spec"]["ingress"]
+        namespaces = [rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                      for rule in ingress if "namespaceSelector" in rule["from"][0]]
+        assert namespaces == ["aquascene-staging-gateway", "aquascene-staging-monitoring"]
+        same_namespace = [rule for rule in ingress if "namespaceSelector" not in rule["from"][0]]
+        if service.name == "admin-dashboard":
+            assert same_namespace == []
+        else:  # the dashboard's overview reads /health, on the service's port only
+            assert same_namespace == [{"from": [{"podSelector": {"matchLabels": {
+                "app.kubernetes.io/name": "admin-dashboard", "app.kubernetes.io/instance": "admin-dashboard-staging"}}}],
+                "ports": [{"port": service.port, "protocol": "TCP"}]}]
 
 
 def test_only_internet_facing_services_get_internet_egress(run_stack):

@@ -60,8 +60,8 @@ def test_every_stack_keeps_its_connection_budget(env):
 
 def test_prod_budget_numbers():
     budget = budget_for(build_stack_config("prod", overrides_of("prod")))
-    # 5 services x 10 pods (HPA max) x (pool 25 + overflow 10); the jobs connect directly.
-    assert budget.client_connections == 1750
+    # (5 services x 10 pods (HPA max) + the dashboard's 5) x (pool 25 + overflow 10); the jobs connect directly.
+    assert budget.client_connections == 1925
     assert [c.name for c in budget.direct] == ["migration job", "backup job"]
     assert budget.server_connections == 3 * 25 + 2 + 9
 
@@ -72,8 +72,9 @@ def test_too_few_client_connections_fail_validation_with_the_numbers():
     with pytest.raises(ConfigError) as err:
         build_stack_config("prod", overrides)
     message = str(err.value)
-    assert "aquascene:postgres.pooler.max_client_conn: worst-case client connections 1750" in message
-    assert "content-manager 10 x 35" in message and "exceed max_client_conn 1000" in message
+    assert "aquascene:postgres.pooler.max_client_conn: worst-case client connections 1925" in message
+    assert "content-manager 10 x 35" in message and "admin-dashboard 5 x 35" in message
+    assert "exceed max_client_conn 1000" in message
 
 
 def test_pooler_server_connections_over_max_connections_fail_validation():
@@ -89,7 +90,7 @@ def test_pooler_server_connections_over_max_connections_fail_validation():
 def test_prod_without_a_pooler_fails_validation():
     overrides = overrides_of("prod")
     overrides["postgres"]["pooler"]["enabled"] = False
-    with pytest.raises(ConfigError, match=r"aquascene:postgres.pooler.enabled: PostgreSQL server connections 1761"):
+    with pytest.raises(ConfigError, match=r"aquascene:postgres.pooler.enabled: PostgreSQL server connections 1936"):
         build_stack_config("prod", overrides)
 
 
@@ -97,7 +98,7 @@ def test_dev_without_a_pooler_is_within_max_connections():
     overrides = overrides_of("dev")
     overrides["postgres"]["pooler"]["enabled"] = False
     budget = budget_for(build_stack_config("dev", overrides))
-    assert budget.pooler is None and budget.server_connections == 5 * 1 * 10 + 1 + 9
+    assert budget.pooler is None and budget.server_connections == 6 * 1 * 10 + 1 + 9
 
 
 def test_pool_mode_is_a_closed_set():
@@ -172,7 +173,7 @@ def test_cloudnative_pg_mode_declares_a_transaction_pooler_after_its_cluster(run
     spec = pooler.plain_inputs["spec"]
     assert spec["cluster"] == {"name": "postgres"} and spec["type"] == "rw" and spec["instances"] == 3
     assert spec["pgbouncer"]["poolMode"] == "transaction"
-    assert spec["pgbouncer"]["parameters"]["max_client_conn"] == "2000"
+    assert spec["pgbouncer"]["parameters"]["max_client_conn"] == "2200"
     assert spec["pgbouncer"]["parameters"]["default_pool_size"] == "25"
     (cluster,) = rec.of_type("kubernetes:postgresql.cnpg.io/v1:Cluster")
     assert cluster.urn in pooler.dependencies

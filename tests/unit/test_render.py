@@ -37,6 +37,7 @@ def test_render_validates_every_object(env, rendered):
     assert deployments == [
         f"aquascene-{env}.{name}.yaml"
         for name in sorted(["content-manager", "ai-processor", "web-scraper", "distributor", "subscriber-manager",
+                            "admin-dashboard",
                             # statefulset mode runs PgBouncer as a Deployment; CloudNativePG's operator runs prod's
                             *(["postgres-pooler"] if env != "prod" else [])])
     ]

@@ -40,7 +40,7 @@ def rolled(before, after) -> set[str]:
 
 
 SERVICES = {f"{s}-deployment" for s in ("content-manager", "ai-processor", "web-scraper", "distributor",
-                                         "subscriber-manager")}
+                                         "subscriber-manager", "admin-dashboard")}
 
 
 @pytest.mark.parametrize("env, password, expected", [
@@ -52,6 +52,8 @@ SERVICES = {f"{s}-deployment" for s in ("content-manager", "ai-processor", "web-
     ("dev", "object-store-app-secret-key", SERVICES | {"object-store-buckets"}),
     # The generated API key: the services.
     ("dev", "content-engine-api-key", SERVICES),
+    # The first admin's password: the admin dashboard alone (it bootstraps the account from it).
+    ("prod", "admin-bootstrap-password", {"admin-dashboard-deployment"}),
     # The read-only database user's password: Grafana (it reads it when it provisions the datasource).
     ("prod", "postgres-readonly-password", {"grafana-statefulset"}),
 ])

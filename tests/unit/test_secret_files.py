@@ -61,6 +61,8 @@ def test_provider_keys_reach_only_the_services_that_use_them(run_stack):
         "ai-processor": {"openai_api_key", "anthropic_api_key"},
         "distributor": {"smtp_username", "smtp_password"},
         "subscriber-manager": {"smtp_username", "smtp_password"},
+        # It runs generation, newsletters and subscriptions in-process.
+        "admin-dashboard": {"openai_api_key", "anthropic_api_key", "smtp_username", "smtp_password"},
     }
     for service in SERVICE_NAMES:
         pod = rec.k8s_object("Deployment", service)["spec"]["template"]["spec"]
@@ -87,7 +89,7 @@ def test_the_mail_senders_get_the_relay_and_no_one_else(run_stack):
     rec = run_stack("prod", PROVIDERS)
     for service in SERVICE_NAMES:
         settings = rec.k8s_object("ConfigMap", f"{service}-config")["data"]
-        if service in ("distributor", "subscriber-manager"):
+        if service in ("distributor", "subscriber-manager", "admin-dashboard"):
             assert (settings["SMTP_HOST"], settings["SMTP_PORT"], settings["SMTP_STARTTLS"]) == (
                 "smtp.sendgrid.net", "587", "true")
         else:
