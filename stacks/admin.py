@@ -57,15 +57,17 @@ def dashboard_env(config: StackConfig) -> dict[str, str]:
     return {"ADMIN_BOOTSTRAP_EMAIL": config.app.admin_email, "DASHBOARD_ROLE_URLS": role_urls(config)}
 
 
-def _pods(config: StackConfig, name: str) -> dict[str, str]:
-    return kube.Identity(name=name, component="api", environment=config.environment).selector()
+def _pods(name: str) -> dict[str, str]:
+    # Every pod of the service, whatever its release slot: green and canary pods carry their own
+    # `app.kubernetes.io/instance` (components/release.py), so a peer never pins the instance.
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": kube.PART_OF}
 
 
-def health_egress(config: StackConfig) -> list[kube.NetworkPeer]:
+def health_egress() -> list[kube.NetworkPeer]:
     """The dashboard's way to each API service's pods, on that service's port only."""
-    return [kube.NetworkPeer(pod_labels=_pods(config, s.name), ports=[s.port]) for s in catalog.API_SERVICES]
+    return [kube.NetworkPeer(pod_labels=_pods(s.name), ports=[s.port]) for s in catalog.API_SERVICES]
 
 
-def dashboard_peer(config: StackConfig) -> kube.NetworkPeer:
+def dashboard_peer() -> kube.NetworkPeer:
     """The dashboard's pods, as the API services admit them (for /health)."""
-    return kube.NetworkPeer(pod_labels=_pods(config, catalog.ADMIN_DASHBOARD))
+    return kube.NetworkPeer(pod_labels=_pods(catalog.ADMIN_DASHBOARD))

@@ -272,8 +272,8 @@ def app_service_args(
     egress = data.egress_peers(service.name) + ([kube.INTERNET_PEER] if service.public_internet else [])
     dashboard = service.name == catalog.ADMIN_DASHBOARD
     # The dashboard's overview reads the API services' /health: its egress to them, their ingress from it.
-    egress += health_egress(config) if dashboard else []
-    ingress = platform_ingress_peers(config) + ([] if dashboard else [dashboard_peer(config)])
+    egress += health_egress() if dashboard else []
+    ingress = platform_ingress_peers(config) + ([] if dashboard else [dashboard_peer()])
     return AppServiceArgs(
         namespace=namespace,
         image=image,

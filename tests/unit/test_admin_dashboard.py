@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from components.release import every_slot_selector
 from components.secret_files import APP_SECRETS_DIR
 from stacks.catalog import API_SERVICES
 from tests.unit.secret_support import app_secret_refs
@@ -99,8 +100,9 @@ def _peer_ports(rules):
 def test_the_dashboards_network_policy_opens_only_what_it_calls(run_stack, env):
     rec = run_stack(env)
     spec = rec.k8s_object("NetworkPolicy", "admin-dashboard", f"aquascene-{env}")["spec"]
-    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "admin-dashboard",
-                                                   "app.kubernetes.io/instance": f"admin-dashboard-{env}"}}
+    # Every release slot's pods (components/release.py): blue keeps the base instance, green and canary their own.
+    assert spec["podSelector"] == every_slot_selector({"app.kubernetes.io/name": "admin-dashboard",
+                                                       "app.kubernetes.io/instance": f"admin-dashboard-{env}"})
     ingress = [(rule["from"][0], [p["port"] for p in rule["ports"]]) for rule in spec["ingress"]]
     assert ingress == [
         ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": f"aquascene-{env}-gateway"}}}, [3000]),

@@ -17,6 +17,7 @@ import pytest
 from components.ingress import CanaryBackend, PublicRoutesArgs, Route
 from components.monitoring import prometheus_config
 from components.release import TRACK_LABEL
+from stacks.catalog import SERVICE_NAMES
 from stacks.program import program
 from tests.conftest import REPO, stack_config
 from tests.unit.test_monitoring import dev_args
@@ -381,3 +382,20 @@ def test_without_an_hpa_the_switch_uses_the_configured_replicas():
     after = staging({**settings, "release": {**GREEN_ACTIVE, "idle_replicas": 0}}, live=None)
     assert_serving_capacity_kept(before, after, 3)
     assert (HPA, f"{NS}/{SERVICE}") not in after.reads
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_no_network_policy_peer_pins_a_release_slot(run_stack, env):
+    """A peer that names an app service's pods must match all of its slots: green and canary pods carry
+    their own instance label, so a peer pinning the base instance would cut them off after a switch."""
+    rec = run_stack(env)
+    slot_bound = {f"{name}-{env}" for name in SERVICE_NAMES}
+    pinned = []
+    for policy in (r.plain_inputs for r in rec.kubernetes("NetworkPolicy")):
+        spec = policy["spec"]
+        for rule in spec.get("ingress", []) + spec.get("egress", []):
+            for peer in rule.get("from", []) + rule.get("to", []):
+                instance = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/instance")
+                if instance in slot_bound:
+                    pinned.append((policy["metadata"]["name"], instance))
+    assert pinned == []
