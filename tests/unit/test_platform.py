@@ -115,7 +115,7 @@ def test_apps_reachable_only_from_gateway_prometheus_and_the_dashboards_health_c
             assert same_namespace == []
         else:  # the dashboard's overview reads /health, on the service's port only
             assert same_namespace == [{"from": [{"podSelector": {"matchLabels": {
-                "app.kubernetes.io/name": "admin-dashboard", "app.kubernetes.io/instance": "admin-dashboard-staging"}}}],
+                "app.kubernetes.io/name": "admin-dashboard", "app.kubernetes.io/part-of": "aquascene"}}}],
                 "ports": [{"port": service.port, "protocol": "TCP"}]}]
 
 
