@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.deps import Caller, get_services, rate_limit, require_api_key
+from app.domain import subscribers as directory
 from app.errors import ApiError, error_responses
 from app.mailer import MailError, build_message, send_one
 from app.models import Subscriber, utcnow
@@ -151,17 +152,10 @@ async def list_subscribers(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    conditions = [Subscriber.status == status] if status else []
-    async with services.db.session() as session:
-        total = await session.scalar(select(func.count()).select_from(Subscriber).where(*conditions))
-        rows = (
-            await session.scalars(
-                select(Subscriber).where(*conditions).order_by(Subscriber.created_at, Subscriber.id).limit(limit).offset(offset)
-            )
-        ).all()
+    rows, total = await directory.search(services, status, None, limit, offset)
     page = SubscriberPage(
         items=[SubscriberOut.model_validate(row, from_attributes=True) for row in rows],
-        total=total or 0,
+        total=total,
         limit=limit,
         offset=offset,
     )

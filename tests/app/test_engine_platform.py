@@ -263,7 +263,7 @@ def test_migrate_command_works_from_any_directory(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "database migrated to 0001" in result.stdout
+    assert "database migrated to 0002" in result.stdout
     engine = create_sync_engine(f"sqlite:///{db}")
     try:
         assert set(ALL_TABLES) <= set(inspect(engine).get_table_names())
