@@ -314,8 +314,9 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def content_detail(request: Request, content_id: uuid.UUID) -> Response:
         page = await page_for(request)
         detail = await workflow.get_detail(page.services, content_id)
-        actions = [(target, label) for target, label in TRANSITION_BUTTONS
-                   if (detail.content.status, target) in workflow.PERSON_TRANSITIONS]
+        needed = {t: workflow.PERSON_TRANSITIONS.get((detail.content.status, t)) for t, _ in TRANSITION_BUTTONS}
+        # Only what this person may do is offered; the service layer enforces it regardless.
+        actions = [(target, label) for target, label in TRANSITION_BUTTONS if needed[target] and page.can(needed[target])]
         return await show(page, "content_detail.html", detail=detail, item=detail.content, actions=actions)
 
     @dash.get("/content/{content_id}/edit", response_class=HTMLResponse)

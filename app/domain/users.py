@@ -2,7 +2,7 @@
 
 Sign-in throttling counts failures per account (the email's hash, whether or not such
 an account exists) and per client IP in the engine's key-value store. After a few
-free failures each further one adds a growing delay (1 s, 2 s, 4 s ... capped), during
+free failures each further one adds a growing delay (5 s, 10 s, 20 s ... capped at 15 min), during
 which every attempt is refused with the same message: nothing tells an unknown
 address from a known one. Like the API rate limits it fails open while Redis is down.
 """
@@ -44,6 +44,7 @@ THROTTLED = "Too many failed sign-in attempts. Wait {seconds} seconds, then try 
 
 FAILURE_WINDOW = 15 * 60
 FREE_FAILURES = {"account": 3, "ip": 10}
+FIRST_DELAY = 5
 MAX_DELAY = 15 * 60
 
 
@@ -207,7 +208,7 @@ async def _count_failure(services, keys: dict[str, str]) -> None:  # noqa: ANN00
         failures = await services.kv.incr_window(f"{key}:failures", FAILURE_WINDOW)
         over = failures - FREE_FAILURES[kind]
         if over > 0:
-            delay = min(2 ** (over - 1), MAX_DELAY)
+            delay = min(FIRST_DELAY * 2 ** (over - 1), MAX_DELAY)
             await services.kv.set(f"{key}:until", str(time.time() + delay).encode(), delay)
 
 
