@@ -93,7 +93,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         services.start()
         app.state.services = services
         if settings.serves(Role.ADMIN_DASHBOARD):
-            await users.bootstrap_admin(services)
+            # Never blocks start-up: a database that is not reachable yet is retried in the background.
+            await services.until_done("creating the first admin account", lambda: users.bootstrap_admin(services))
         # Move everything allocated at start-up out of the collector's way: later
         # full collections then scan only request-time objects (shorter pauses).
         if settings.environment != Environment.TEST:

@@ -67,8 +67,28 @@ class Services:
             await asyncio.sleep(seconds)
             try:
                 await work()
-            except Exception:  # noqa: BLE001 - a failed round is retried next interval
-                log.exception("background work on %s failed; retrying in %ss", what, seconds)
+            except Exception as exc:  # noqa: BLE001 - a failed round is retried next interval
+                log.warning("background work on %s failed, retrying in %ss: %s: %s", what, seconds,
+                            exc.__class__.__name__, exc)
+
+    async def until_done(self, what: str, work: Callable[[], Awaitable[object]], interval: float = 10.0) -> None:
+        """Run ``work`` now; if it fails, keep retrying it in the background every ``interval`` seconds."""
+        try:
+            await work()
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s failed, retrying every %ss: %s: %s", what, interval, exc.__class__.__name__, exc)
+
+        async def retry() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await work()
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s failed again: %s: %s", what, exc.__class__.__name__, exc)
+
+        self._background.append(asyncio.create_task(retry()))
 
     async def _send_due(self) -> None:
         from app.domain.newsletters import start_due

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,8 +17,6 @@ from sqlalchemy import inspect, text
 from app import migrate
 from app.dashboard.sessions import COOKIE_NAME
 from app.db import create_sync_engine
-from app.main import create_app
-from app.settings import load_settings
 from engine_support import AUTH
 
 ADMIN = ("admin@example.com", "admin password 123")
@@ -28,25 +26,14 @@ VIEWER = ("viewer@example.com", "viewer password 123")
 
 
 @pytest.fixture
-def dashboard(backend) -> Iterator[Callable[..., TestClient]]:  # noqa: ANN001
+def dashboard(make_client) -> Callable[..., TestClient]:  # noqa: ANN001
     """TestClients over https (the session cookie is Secure), the first admin bootstrapped."""
-    clients: list[TestClient] = []
 
     def factory(**overrides: Any) -> TestClient:
-        settings = load_settings(**{
-            **backend.overrides,
-            "admin_bootstrap_email": ADMIN[0],
-            "admin_bootstrap_password": ADMIN[1],
-            **overrides,
-        })
-        client = TestClient(create_app(settings, configure_logs=False), base_url="https://testserver")
-        client.__enter__()
-        clients.append(client)
-        return client
+        return make_client(base_url="https://testserver", admin_bootstrap_email=ADMIN[0],
+                           admin_bootstrap_password=ADMIN[1], **overrides)
 
-    yield factory
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
+    return factory
 
 
 def csrf_of(client: TestClient, path: str) -> str:
