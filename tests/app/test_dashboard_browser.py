@@ -53,6 +53,7 @@ def _unavailable(message: str) -> None:
 class Server:
     base: str
     engine: Engine
+    site: str  # a local web site to scrape
 
     def rows(self, sql: str, **params: Any) -> list[Any]:
         with self.engine.connect() as conn:
@@ -60,7 +61,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(postgres_url, pg_engine, redis_url, smtp_server, tmp_path_factory) -> Iterator[Server]:  # noqa: ANN001
+def server(postgres_url, pg_engine, redis_url, smtp_server, web_server, tmp_path_factory) -> Iterator[Server]:  # noqa: ANN001
     import redis
     import uvicorn
 
@@ -71,7 +72,7 @@ def server(postgres_url, pg_engine, redis_url, smtp_server, tmp_path_factory) ->
         service_role="all", environment="test", api_keys=API_KEY, data_dir=str(tmp_path_factory.mktemp("browser")),
         database_url=postgres_url, redis_url=redis_url, storage_backend="local", s3_endpoint=None,
         smtp_host="127.0.0.1", smtp_port=smtp_server[1], smtp_starttls=False, smtp_ssl=False,
-        generation_provider="local", require_review=True, cors_origins="", scraper_allowed_networks="",
+        generation_provider="local", require_review=True, cors_origins="", scraper_allowed_networks="127.0.0.1/32",
         admin_bootstrap_email=ADMIN[0], admin_bootstrap_password=ADMIN[1],
     )
     port = free_port()
@@ -84,7 +85,7 @@ def server(postgres_url, pg_engine, redis_url, smtp_server, tmp_path_factory) ->
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the dashboard server did not start")
         time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", pg_engine)
+    yield Server(f"http://127.0.0.1:{port}", pg_engine, web_server.base_url)
     uv.should_exit = True
     thread.join(timeout=30)
 
@@ -284,8 +285,13 @@ def test_the_whole_workflow_in_a_real_browser(browser, server, smtp_server):
     admin.get_by_role("button", name=f"Unsubscribe {READERS[0]}").click()
     assert flash(admin) == f"{READERS[0]} is unsubscribed."
 
-    # Scraping and the audit log.
+    # Scraping: trigger one, see it among the sources and recent results.
     admin.get_by_role("link", name="Scraping").click()
+    admin.get_by_label("Page URL to scrape").fill(f"{server.site}/article")
+    admin.get_by_role("button", name="Scrape now").click()
+    assert flash(admin) == f"Scraped {server.site}/article: “Nature Aquarium Basics”."
+    assert "127.0.0.1" in admin.get_by_role("table", name="Hosts scraped so far").inner_text()
+    assert "Nature Aquarium Basics" in admin.get_by_role("table", name="Latest scraped pages").inner_text()
     shot(admin, "scraping")
     admin.get_by_role("link", name="Audit log").click()
     log = admin.get_by_role("table").inner_text()
