@@ -477,3 +477,52 @@ def test_migration_0002_goes_up_down_and_up(tmp_path):
     migrate.upgrade(url)
     assert migrate.current_revision(url) == "0002"
     engine.dispose()
+
+
+def test_a_newsletter_is_scheduled_and_sent_when_due(dashboard, backend, mailbox):
+    from app.domain import newsletters
+
+    admin = sign_in(dashboard(), ADMIN)
+    assert admin.post("/api/v1/subscribers", json={"email": "due@example.com"}).status_code == 201
+    with backend.engine.begin() as conn:
+        conn.execute(text("UPDATE subscribers SET status = 'confirmed'"))
+    item = admin.post("/api/v1/content", json={"title": "Moss", "body": "Slow.", "content_type": "article",
+                                               "status": "published"}, headers=AUTH).json()
+    detail_url = post(admin, "/admin/newsletters", "/admin/newsletters", subject="Later",
+                      content_ids=item["id"]).headers["location"]
+    past = post(admin, f"{detail_url}/schedule", detail_url, scheduled_at="2001-01-01T09:00")
+    assert past.status_code == 422 and "scheduled_at: must be in the future" in past.text
+    assert post(admin, f"{detail_url}/schedule", detail_url, scheduled_at="2099-01-01T09:00").status_code == 303
+    assert "scheduled for" in admin.get(detail_url).text
+    services = admin.app.state.services
+    assert admin.portal.call(newsletters.start_due, services) == 0  # not due yet
+    with backend.engine.begin() as conn:
+        conn.execute(text("UPDATE newsletters SET scheduled_at = :at"), {"at": "2001-01-01T09:00:00+00:00"})
+    mailbox.clear()
+    assert admin.portal.call(newsletters.start_due, services) == 1
+    assert admin.portal.call(newsletters.start_due, services) == 0  # claimed once
+    assert [m["Subject"] for m in mailbox.to("due@example.com")] == ["Later"]
+    actions = audit_actions(backend)
+    assert "newsletter.schedule" in actions and actions.count("newsletter.send") == 1
+
+
+def test_the_overview_reports_each_roles_health_with_the_reason(dashboard, web):
+    dead = f"http://127.0.0.1:{__import__('engine_support').free_port()}"
+    client = sign_in(dashboard(service_role="admin-dashboard",
+                               dashboard_role_urls=f"content-manager={dead},ai-processor={web.base_url}"), ADMIN)
+    rows = dict(re.findall(r'<th scope="row">([a-z-]+)</th><td><span class="health health-([a-z]+)">', client.get("/admin/").text))
+    assert rows == {"content-manager": "down", "ai-processor": "down", "web-scraper": "unknown", "distributor": "unknown",
+                    "subscriber-manager": "unknown", "admin-dashboard": "healthy"}
+    page = client.get("/admin/").text
+    assert f"{dead}: ConnectError" in page and "not listed in DASHBOARD_ROLE_URLS" in page
+    assert client.get("/", follow_redirects=False).headers["location"] == "/admin/"
+    assert client.get("/api/v1/content", headers=AUTH).status_code == 404  # the dashboard role serves no API
+
+
+def test_a_malformed_dashboard_role_urls_setting_names_the_variable():
+    from app.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=r"DASHBOARD_ROLE_URLS: 'content-manager': each entry must be role=http"):
+        load_settings(dashboard_role_urls="content-manager")
+    with pytest.raises(SettingsError, match=r"DASHBOARD_ROLE_URLS: 'distributor=ftp://x': the URL must start with http"):
+        load_settings(dashboard_role_urls="distributor=ftp://x")
