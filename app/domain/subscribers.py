@@ -1,24 +1,116 @@
-"""Subscribers as operators see them: search, counts, CSV export, unsubscribe on request (recorded)."""
+"""Subscribers: double opt-in (subscribe, confirm, unsubscribe by token) and what operators do
+with them (search, counts, CSV export, unsubscribe on request, recorded)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+import anyio
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from app.domain import audit
 from app.domain.actors import Actor
 from app.domain.content import escape_like
 from app.domain.permissions import Action, require
 from app.errors import ApiError
+from app.mailer import MailError, build_message, send_one
 from app.models import Subscriber, utcnow
+from app.schemas import SubscriberCreate
 
 STATUSES = ("pending", "confirmed", "unsubscribed")
 EXPORT_BATCH = 1000
 CSV_COLUMNS = ("email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def subscribe(services, payload: SubscriberCreate) -> tuple[Subscriber, bool]:  # noqa: ANN001
+    """Store a pending subscriber and mail the confirmation token (both or neither); (subscriber, created).
+
+    An address already confirmed, or pending with a live token, is answered as it is: no second mail."""
+    settings = services.settings
+    email = str(payload.email).strip().lower()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    try:
+        async with services.db.transaction() as session:
+            sub = await session.scalar(select(Subscriber).where(Subscriber.email == email))
+            created = sub is None
+            if sub is not None and (
+                sub.status == "confirmed"
+                or (sub.status == "pending" and sub.confirm_expires_at is not None and sub.confirm_expires_at > now)
+            ):
+                return sub, False  # duplicate: same subscriber, no second mail
+            if sub is None:
+                sub = Subscriber(id=uuid.uuid4(), email=email, unsubscribe_token=secrets.token_urlsafe(32), created_at=now)
+                session.add(sub)
+            sub.name = payload.name
+            sub.preferences = payload.preferences
+            sub.status = "pending"
+            sub.confirm_token_hash = _hash(token)
+            sub.confirm_expires_at = now + timedelta(hours=settings.confirmation_ttl_hours)
+            sub.updated_at = now
+            sub.unsubscribed_at = None
+            await session.flush()
+            message = build_message(
+                settings,
+                to=email,
+                subject="Confirm your AquaScene newsletter subscription",
+                text=(
+                    f"Hello {payload.name or 'there'},\n\n"
+                    "Please confirm your subscription to the AquaScene newsletter.\n\n"
+                    f"Confirmation token: {token}\n"
+                    f"Confirm here: {settings.public_base_url}/subscribe/confirm?token={token}\n\n"
+                    f"The token expires in {settings.confirmation_ttl_hours} hours. "
+                    "If you did not ask for this, ignore this message.\n"
+                ),
+            )
+            # Inside the transaction: if the mail cannot be sent, nothing is stored.
+            try:
+                await anyio.to_thread.run_sync(send_one, settings, message)
+            except MailError as exc:
+                raise ApiError(502, f"confirmation email could not be sent: {exc}") from None
+    except IntegrityError:
+        # A concurrent request subscribed the same address first.
+        async with services.db.session() as session:
+            sub = await session.scalar(select(Subscriber).where(Subscriber.email == email))
+        if sub is None:
+            raise
+        return sub, False
+    return sub, created
+
+
+async def confirm(services, token: str) -> Subscriber:  # noqa: ANN001
+    async with services.db.transaction() as session:
+        sub = await session.scalar(select(Subscriber).where(Subscriber.confirm_token_hash == _hash(token)))
+        if sub is None or sub.status == "unsubscribed":
+            raise ApiError(404, "token: unknown confirmation token")
+        if sub.status == "pending":
+            if sub.confirm_expires_at is not None and sub.confirm_expires_at < utcnow():
+                raise ApiError(410, "token: confirmation token has expired; subscribe again")
+            sub.status = "confirmed"
+            sub.confirmed_at = sub.updated_at = utcnow()
+        return sub
+
+
+async def unsubscribe_by_token(services, token: str) -> Subscriber:  # noqa: ANN001
+    async with services.db.transaction() as session:
+        sub = await session.scalar(select(Subscriber).where(Subscriber.unsubscribe_token == token))
+        if sub is None:
+            raise ApiError(404, "token: unknown unsubscribe token")
+        if sub.status != "unsubscribed":
+            sub.status = "unsubscribed"
+            sub.unsubscribed_at = sub.updated_at = utcnow()
+        return sub
 
 
 def _conditions(status: str | None, q: str | None) -> list:
