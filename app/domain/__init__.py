@@ -5,3 +5,8 @@ Each module takes the per-process :class:`app.services.Services` and an :class:`
 :class:`app.errors.ApiError` with the precise status and message on a refused request,
 before anything is written.
 """
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (with ``escape="\\\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

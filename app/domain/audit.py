@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain import escape_like
 from app.domain.actors import Actor
 from app.models import AuditEntry, utcnow
 
@@ -51,9 +52,9 @@ async def search(
     """Newest first, filtered by actor (substring), action (prefix) and target id."""
     conditions = []
     if actor:
-        conditions.append(AuditEntry.actor.ilike(f"%{_escape(actor)}%", escape="\\"))
+        conditions.append(AuditEntry.actor.ilike(f"%{escape_like(actor)}%", escape="\\"))
     if action:
-        conditions.append(AuditEntry.action.like(f"{_escape(action)}%", escape="\\"))
+        conditions.append(AuditEntry.action.like(f"{escape_like(action)}%", escape="\\"))
     if target:
         conditions.append(AuditEntry.target_id == target)
     if since:
@@ -66,10 +67,3 @@ async def search(
             )
         ).all()
     return list(rows), total or 0
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from app.domain import audit
+from app.domain import audit, escape_like
 from app.domain.actors import Actor
 from app.domain.permissions import Action, require
 from app.errors import ApiError
@@ -240,10 +240,6 @@ class ContentFilter:
     content_type: ContentType | None = None
     tag: str | None = None
     q: str | None = None
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

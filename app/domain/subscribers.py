@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.domain import audit
 from app.domain.actors import Actor
-from app.domain.content import escape_like
+from app.domain import escape_like
 from app.domain.permissions import Action, require
 from app.errors import ApiError
 from app.mailer import MailError, build_message, send_one
