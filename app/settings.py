@@ -245,7 +245,8 @@ class Settings(BaseSettings):
 
     def check_serving(self) -> None:
         """Requirements for serving HTTP (not for `migrate` or tooling)."""
-        if self.environment == Environment.PRODUCTION and not self.api_key_list:
+        # The admin-dashboard role serves no API (people sign in), so it needs no key.
+        if self.environment == Environment.PRODUCTION and not self.api_key_list and self.service_role != Role.ADMIN_DASHBOARD:
             raise SettingsError("Invalid configuration: API_KEYS must be set when ENVIRONMENT=production")
 
     # --- derived values -----------------------------------------------------

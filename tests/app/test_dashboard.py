@@ -526,3 +526,14 @@ def test_a_malformed_dashboard_role_urls_setting_names_the_variable():
         load_settings(dashboard_role_urls="content-manager")
     with pytest.raises(SettingsError, match=r"DASHBOARD_ROLE_URLS: 'distributor=ftp://x': the URL must start with http"):
         load_settings(dashboard_role_urls="distributor=ftp://x")
+
+
+def test_the_dashboard_role_serves_in_production_without_api_keys(tmp_path):
+    from app.main import create_app
+    from app.settings import load_settings
+
+    settings = load_settings(service_role="admin-dashboard", environment="production", api_keys="",
+                             database_url="postgresql://u:p@db/x", data_dir=str(tmp_path))
+    app = create_app(settings, configure_logs=False)
+    assert any(getattr(route, "path", "") == "/admin" for route in app.routes)
+    assert settings.resolved_port == 3000
