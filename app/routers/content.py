@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import re
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
-from sqlalchemy.exc import IntegrityError
 
 from app.deps import (
     OPTIONAL_AUTH,
@@ -23,12 +20,14 @@ from app.deps import (
     require_api_key,
     services_of,
 )
+from app.domain import assets
 from app.domain import content as workflow
+from app.domain.assets import ALLOWED_ASSET_TYPES
 from app.domain.actors import Actor
-from app.domain.content import NOT_FOUND, content_cache_key, content_out, invalidate_content
-from app.errors import ApiError, error_responses, unavailable_headers
+from app.domain.content import NOT_FOUND, content_cache_key, content_out
+from app.errors import ApiError, error_responses
 from app.idempotency import run_idempotent
-from app.models import Asset, Content, utcnow
+from app.models import Content
 from app.schemas import (
     NO_CONTROL,
     AssetOut,
@@ -71,17 +70,6 @@ files_router = APIRouter(prefix="/api/v1/files", tags=["content"], dependencies=
 
 JSON = "application/json"
 
-# Allowed asset types and the leading bytes their files must start with.
-ALLOWED_ASSET_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-    "application/pdf": (b"%PDF-",),
-    "video/mp4": (),
-    "text/plain": (),
-    "text/markdown": (),
-}
 
 
 # --- serialisation and cache (content_out, the cache key and invalidation live in app.domain.content)
@@ -274,26 +262,6 @@ async def delete_content(
     return Response(status_code=204)
 
 
-def _safe_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:100]
-    return cleaned or "file"
-
-
-def _matches_type(content_type: str, data: bytes) -> bool:
-    if content_type == "image/webp":
-        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    if content_type == "video/mp4":
-        return data[4:8] == b"ftyp"
-    if content_type.startswith("text/"):
-        try:
-            data[:4096].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return exc.start > 4090  # a multi-byte character cut at the probe boundary
-        return True
-    return any(data.startswith(magic) for magic in ALLOWED_ASSET_TYPES[content_type])
-
-
 @router.post(
     "/{content_id}/assets",
     status_code=201,
@@ -311,70 +279,14 @@ async def upload_asset(
     content_id: uuid.UUID,
     request: Request,
     file: Annotated[UploadFile, File(description="The asset (at most MAX_ASSET_BYTES).")],
-    _: Annotated[Caller, Depends(require_api_key)],
+    caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
-    settings = services.settings
-    async with services.db.session() as session:
-        if await session.get(Content, content_id) is None:
-            raise ApiError(404, NOT_FOUND)
     content_type = (file.content_type or "").split(";")[0].strip().lower()
-    if content_type not in ALLOWED_ASSET_TYPES:
-        raise ApiError(
-            415,
-            f"file: content type {content_type or 'unknown'!r} is not allowed; allowed: "
-            + ", ".join(sorted(ALLOWED_ASSET_TYPES)),
-        )
-    data = await file.read(settings.max_asset_bytes + 1)
-    if len(data) > settings.max_asset_bytes:
-        raise ApiError(413, f"file: larger than the {settings.max_asset_bytes}-byte limit")
-    if not data:
-        raise ApiError(422, "file: must not be empty")
-    if not _matches_type(content_type, data):
-        raise ApiError(415, f"file: content does not match the declared type {content_type}")
-
-    asset_id = uuid.uuid4()
-    filename = _safe_filename(file.filename)
-    bucket = settings.s3_bucket_assets
-    key = f"content/{content_id}/{asset_id}/{filename}"
-    try:
-        await anyio.to_thread.run_sync(services.storage.put, bucket, key, data, content_type)
-    except StorageError as exc:
-        raise ApiError(503, f"object storage unavailable: {exc}", unavailable_headers()) from None
-
-    asset = Asset(
-        id=asset_id,
-        content_id=content_id,
-        bucket=bucket,
-        key=key,
-        filename=filename,
-        content_type=content_type,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        created_at=utcnow(),
-    )
-    try:
-        async with services.db.transaction() as session:
-            session.add(asset)
-    except IntegrityError:
-        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
-        raise ApiError(404, NOT_FOUND) from None
-    except BaseException:
-        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
-        raise
-
-    expires = settings.presign_expiry_seconds
-    url = services.storage.presigned_url(bucket, key, expires, str(request.base_url))
-    out = AssetOut(
-        id=asset.id,
-        content_id=content_id,
-        filename=filename,
-        content_type=content_type,
-        size=asset.size,
-        sha256=asset.sha256,
-        url=url,
-        url_expires_at=utcnow() + timedelta(seconds=expires),
-    )
+    await assets.check_upload(services, content_id, content_type)
+    data = await file.read(services.settings.max_asset_bytes + 1)
+    out = await assets.store(services, content_id, file.filename, content_type, data, str(request.base_url),
+                             api_actor(request, caller))
     return Response(out.model_dump_json().encode(), status_code=201, media_type=JSON)
 
 

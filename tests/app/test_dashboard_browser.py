@@ -281,7 +281,7 @@ def test_the_whole_workflow_in_a_real_browser(browser, server, smtp_server):
     assert sorted(r["email"] for r in rows) == READERS and {r["status"] for r in rows} == {"confirmed"}
 
     # Unsubscribe on request, recorded.
-    admin.get_by_label(f"Request", exact=True).first.fill("email of 3 May")
+    admin.get_by_label("Request", exact=True).first.fill("email of 3 May")
     admin.get_by_role("button", name=f"Unsubscribe {READERS[0]}").click()
     assert flash(admin) == f"{READERS[0]} is unsubscribed."
 
