@@ -436,10 +436,8 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
         page = await page_for(request)
         out = await newsletters.get_newsletter(page.services, newsletter_id)
         subject, text = await newsletters.preview(page.services, newsletter_id)
-        rows = {r.newsletter.id: r for r in await newsletters.recent(page.services, 200)}
-        row = rows.get(newsletter_id)
         return await show(page, "newsletter_detail.html", item=out, subject=subject, preview=text,
-                          scheduled_at=row.newsletter.scheduled_at if row else None,
+                          scheduled_at=await newsletters.scheduled_for(page.services, newsletter_id),
                           refresh=out.status == "sending")
 
     @dash.post("/newsletters/{newsletter_id}/test")

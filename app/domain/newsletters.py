@@ -174,6 +174,11 @@ async def schedule(services, newsletter_id: uuid.UUID, at: datetime, actor: Acto
         await audit.record(session, actor, "newsletter.schedule", "newsletter", newsletter_id, scheduled_at=at.isoformat())
 
 
+async def scheduled_for(services, newsletter_id: uuid.UUID) -> datetime | None:  # noqa: ANN001
+    async with services.db.session() as session:
+        return await session.scalar(select(Newsletter.scheduled_at).where(Newsletter.id == newsletter_id))
+
+
 async def start_due(services) -> int:  # noqa: ANN001
     """Send every scheduled newsletter whose time has come (claimed once across replicas)."""
     started = 0
