@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 
 import anyio
+from app.domain.content import may_distribute
 from app.errors import ApiError, unavailable_headers
 from app.instagram import MAX_IMAGE_BYTES, caption_problem, image_problem
 from app.models import Asset, Content, Distribution, utcnow
@@ -21,12 +22,6 @@ from app.services import Services
 from app.storage import StorageError
 
 PUBLISHABLE_TYPE = "image/jpeg"
-
-
-def may_distribute(content: Content) -> bool:
-    """Whether the editorial workflow lets this content go out. The one place for that rule:
-    published content only (switch to the review workflow's rule where it exists)."""
-    return content.status == "published"
 
 
 def require_configured(services: Services) -> None:
@@ -54,7 +49,7 @@ async def create_distribution(
         if asset is None or asset.content_id != content_id:
             raise ApiError(404, "asset_id: no asset with this id belongs to the content")
     if not may_distribute(content):
-        raise ApiError(409, f"content_id: content must be published before it is distributed (it is {content.status})")
+        raise ApiError(409, f"content_id: content must be published or approved before it is distributed (it is {content.status})")
 
     text = caption if caption is not None else content.body.strip()
     problem = caption_problem(text)

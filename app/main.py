@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import distribution_worker, migrate
@@ -19,6 +20,9 @@ from app.errors import ApiError, install_error_handlers
 from app.logging_setup import configure_logging
 from app.metrics import ObservabilityMiddleware
 from app.openapi import install_openapi
+from app.dashboard import PREFIX as DASHBOARD_PREFIX
+from app.dashboard import create_dashboard
+from app.domain import users
 from app.routers import content, distributions, generation, health, newsletters, scraping, subscribers
 from app.services import Services
 from app.settings import VERSION, Environment, Role, Settings, SettingsError, load_settings
@@ -89,6 +93,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         services.start()
         app.state.services = services
         worker = distribution_worker.start(services) if settings.serves(Role.DISTRIBUTOR) else None
+        if settings.serves(Role.ADMIN_DASHBOARD):
+            # Never blocks start-up: a database that is not reachable yet is retried in the background.
+            await services.until_done("creating the first admin account", lambda: users.bootstrap_admin(services))
         # Move everything allocated at start-up out of the collector's way: later
         # full collections then scan only request-time objects (shorter pauses).
         if settings.environment != Environment.TEST:
@@ -132,6 +139,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             for router in routers:
                 app.include_router(router)
     app.include_router(health.router)
+    if settings.serves(Role.ADMIN_DASHBOARD):
+        # Its own ASGI app under /admin: the API's OpenAPI document and JSON errors stay as they are.
+        app.mount(DASHBOARD_PREFIX, create_dashboard(app))
+        if settings.service_role == Role.ADMIN_DASHBOARD:
+            app.add_api_route("/", lambda: RedirectResponse(f"{DASHBOARD_PREFIX}/"), include_in_schema=False)
 
     if settings.cors_origin_list:
         app.add_middleware(

@@ -35,6 +35,18 @@ class ContentType(StrEnum):
 
 
 class ContentStatus(StrEnum):
+    """The editorial workflow: draft -> in_review -> approved -> published; archived from any."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class NewContentStatus(StrEnum):
+    """What a new item may start as (published only while REQUIRE_REVIEW is off)."""
+
     DRAFT = "draft"
     PUBLISHED = "published"
 
@@ -100,7 +112,7 @@ class ContentCreate(Input):
     body: Body
     content_type: ContentType
     tags: Annotated[list[Tag], Field(max_length=20)] = []
-    status: ContentStatus = ContentStatus.DRAFT
+    status: NewContentStatus = NewContentStatus.DRAFT
 
     _tags = field_validator("tags")(_dedupe)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -12,8 +14,12 @@ import httpx
 from app.cache import KeyValueStore, LocalCache, RateLimiter, create_store
 from app.db import Database
 from app.providers import Provider, create_provider
-from app.settings import Settings
+from app.settings import Role, Settings
 from app.storage import Storage, create_storage
+
+
+log = logging.getLogger("app.services")
+SCHEDULE_INTERVAL = 15.0  # seconds between looks for scheduled newsletters that are due
 
 
 @dataclass
@@ -51,6 +57,48 @@ class Services:
     def start(self) -> None:
         """Start background work (inside the running event loop)."""
         self._background.append(asyncio.create_task(self.kv.follow_invalidations(self.local_cache)))
+        if self.settings.serves(Role.DISTRIBUTOR):
+            self._background.append(asyncio.create_task(self._every(SCHEDULE_INTERVAL, "scheduled newsletters", self._send_due)))
+        if self.settings.serves(Role.ADMIN_DASHBOARD):
+            self._background.append(asyncio.create_task(self._every(3600, "expired sessions", self._purge_sessions)))
+
+    async def _every(self, seconds: float, what: str, work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception as exc:  # noqa: BLE001 - a failed round is retried next interval
+                log.warning("background work on %s failed, retrying in %ss: %s: %s", what, seconds,
+                            exc.__class__.__name__, exc)
+
+    async def until_done(self, what: str, work: Callable[[], Awaitable[object]], interval: float = 10.0) -> None:
+        """Run ``work`` now; if it fails, keep retrying it in the background every ``interval`` seconds."""
+        try:
+            await work()
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s failed, retrying every %ss: %s: %s", what, interval, exc.__class__.__name__, exc)
+
+        async def retry() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await work()
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s failed again: %s: %s", what, exc.__class__.__name__, exc)
+
+        self._background.append(asyncio.create_task(retry()))
+
+    async def _send_due(self) -> None:
+        from app.domain.newsletters import start_due
+
+        await start_due(self)
+
+    async def _purge_sessions(self) -> None:
+        from app.dashboard.sessions import SessionStore
+
+        await SessionStore(self).purge_expired()
 
     def cache_key(self, *parts: str) -> str:
         """Seed 001 key pattern: ``cache:{service}:{key}``."""

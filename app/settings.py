@@ -32,6 +32,7 @@ class Role(StrEnum):
     WEB_SCRAPER = "web-scraper"
     DISTRIBUTOR = "distributor"
     SUBSCRIBER_MANAGER = "subscriber-manager"
+    ADMIN_DASHBOARD = "admin-dashboard"
     ALL = "all"
 
 
@@ -42,6 +43,7 @@ ROLE_PORTS: dict[Role, int] = {
     Role.WEB_SCRAPER: 8002,
     Role.DISTRIBUTOR: 8003,
     Role.SUBSCRIBER_MANAGER: 8004,
+    Role.ADMIN_DASHBOARD: 3000,
     Role.ALL: 8000,
 }
 
@@ -91,6 +93,20 @@ class Settings(BaseSettings):
     api_keys: str = ""
     rate_limit_per_minute: PositiveInt = 600
     generate_rate_limit_per_minute: PositiveInt = 60
+
+    # --- editorial workflow and admin dashboard --------------------------
+    # On: API-key clients can neither create content as published nor publish content
+    # a person has not approved (the stack sets it from `aquascene:app.require_review`).
+    require_review: bool = False
+    # The first admin, created at start-up of a process serving the dashboard while no
+    # account exists; the password comes from the secret file admin_bootstrap_password.
+    admin_bootstrap_email: str = ""
+    admin_bootstrap_password: str = ""
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Other roles' base URLs for the overview page, "role=http://host:port,...";
+    # empty: each role is reported from this process (SERVICE_ROLE=all).
+    dashboard_role_urls: str = ""
 
     # --- database -----------------------------------------------------------
     database_url: str = ""
@@ -217,6 +233,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8)") from exc
         return value
 
+    @field_validator("dashboard_role_urls")
+    @classmethod
+    def _check_role_urls(cls, value: str) -> str:
+        for item in _split_csv(value):
+            role, sep, url = item.partition("=")
+            if not sep or role.strip() not in {r.value for r in Role if r != Role.ALL}:
+                raise ValueError(f"{item!r}: each entry must be role=http://host:port with a role such as content-manager")
+            if not url.strip().startswith(("http://", "https://")):
+                raise ValueError(f"{item!r}: the URL must start with http:// or https://")
+        return value
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.generation_provider == "openai" and not self.openai_api_key:
@@ -238,13 +265,19 @@ class Settings(BaseSettings):
 
     def check_serving(self) -> None:
         """Requirements for serving HTTP (not for `migrate` or tooling)."""
-        if self.environment == Environment.PRODUCTION and not self.api_key_list:
+        # The admin-dashboard role serves no API (people sign in), so it needs no key.
+        if self.environment == Environment.PRODUCTION and not self.api_key_list and self.service_role != Role.ADMIN_DASHBOARD:
             raise SettingsError("Invalid configuration: API_KEYS must be set when ENVIRONMENT=production")
 
     # --- derived values -----------------------------------------------------
     @cached_property
     def api_key_list(self) -> list[str]:
         return _split_csv(self.api_keys)
+
+    @cached_property
+    def role_urls(self) -> dict[str, str]:
+        pairs = (item.partition("=") for item in _split_csv(self.dashboard_role_urls))
+        return {role.strip(): url.strip().rstrip("/") for role, _, url in pairs}
 
     @cached_property
     def cors_origin_list(self) -> list[str]:

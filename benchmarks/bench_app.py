@@ -9,8 +9,14 @@ p50 and p99 for ``GET /api/v1/content/{id}`` (cached reads) and
 ``POST /api/v1/content``, plus the ratio to the bare app; then writes again on
 the engine with one and with four uvicorn workers (``--write-workers``).
 
+With ``--dashboard`` it measures the admin dashboard instead (SERVICE_ROLE=admin-dashboard,
+one uvicorn worker): 16 signed-in sessions (``--dashboard-clients``) browse the content
+list (pages 1-5) and content detail pages concurrently; it prints p50/p95/p99 and errors
+against the target p99 <= 150 ms.
+
     .venv/bin/python benchmarks/bench_app.py [--duration 10] [--concurrency 32]
         [--database-url postgresql://...] [--write-workers 1,4]
+    .venv/bin/python benchmarks/bench_app.py --dashboard [--dashboard-clients 16] [--duration 10]
 
 PostgreSQL and Redis come from --database-url / BENCH_DATABASE_URL and
 BENCH_REDIS_URL (default: database ``aquascene_bench`` on the test server,
@@ -107,6 +113,7 @@ async def _drive(port: int, requests: list[bytes], concurrency: int, duration: f
         "error_statuses": sorted(set(errors)),
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p95_ms": latencies[int(len(latencies) * 0.95) - 1] * 1000 if latencies else None,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else None,
     }
 
@@ -153,6 +160,14 @@ def _start(target: str, port: int, env: dict[str, str], app_dir: str, workers: i
         env=env,
         cwd=REPO,
     )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _cpu_seconds_tree(pid: int) -> float:
@@ -240,11 +255,7 @@ def _measure_writes(args: argparse.Namespace, env: dict[str, str], workdir: Path
             run["cpu_us"] = (_cpu_seconds_tree(proc.pid) - cpu_before) / max(1, run["requests"]) * 1e6
             results[workers] = run
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
     return results
 
 
@@ -343,6 +354,84 @@ def _read_benchmark(args: argparse.Namespace, env: dict[str, str], workdir: Path
     return results
 
 
+DASHBOARD_ADMIN = ("bench-admin@example.com", "bench admin password")
+DASHBOARD_SEED = """
+import asyncio, sys
+from types import SimpleNamespace
+from sqlalchemy import text
+from app.db import Database
+from app.domain import content, users
+from app.domain.actors import SYSTEM
+from app.schemas import ContentCreate
+from app.settings import load_settings
+
+async def main(count):
+    settings = load_settings()
+    services = SimpleNamespace(settings=settings, db=Database(settings))
+    async with services.db.transaction() as session:
+        await session.execute(text("TRUNCATE content, users, dashboard_sessions CASCADE"))
+    await users.create_user(services, sys.argv[2], "Bench admin", "admin", sys.argv[3], SYSTEM)
+    for i in range(count):
+        out = await content.create_content(services, ContentCreate(
+            title=f"Dashboard item {i}", body="Aquascaping benchmark body text. " * 40,
+            content_type="article", tags=["bench", f"t{i % 7}"], status="draft"), SYSTEM)
+        print(out.id)
+    await services.db.dispose()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def _sign_in(port: int, email: str, password: str) -> str:
+    """The session cookie of a fresh sign-in (as a browser does it: form, CSRF token, post)."""
+    import http.client
+    import re
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn.request("GET", "/admin/login")
+    response = conn.getresponse()
+    page = response.read().decode()
+    anonymous = response.getheader("set-cookie").split(";", 1)[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = urlencode({"csrf_token": token, "email": email, "password": password, "next": "/admin/"})
+    conn.request("POST", "/admin/login", body=form, headers={
+        "Cookie": anonymous, "Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 303:
+        raise SystemExit(f"sign-in failed with HTTP {response.status}")
+    return response.getheader("set-cookie").split(";", 1)[0]
+
+
+def _dashboard_benchmark(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
+    seeded = subprocess.run([sys.executable, "-c", DASHBOARD_SEED, str(args.items), *DASHBOARD_ADMIN],
+                            env=env, cwd=REPO, check=True, capture_output=True, text=True)
+    ids = seeded.stdout.split()
+    port = _free_port()
+    proc = _start("app.main:app", port, {**env, "SERVICE_ROLE": "admin-dashboard"}, str(REPO))
+    try:
+        _wait_for(f"http://{HOST}:{port}/health")
+        cookies = [_sign_in(port, *DASHBOARD_ADMIN) for _ in range(args.dashboard_clients)]
+        paths = [f"/admin/content?page={1 + n % 5}" if n % 2 == 0 else f"/admin/content/{ids[n % len(ids)]}"
+                 for n in range(len(ids))]
+        # Request n carries session n mod clients: every connection browses as a signed-in person.
+        requests = [f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nCookie: {cookies[n % len(cookies)]}\r\n\r\n"
+                    for n, path in enumerate(paths)]
+        _run_client(port, requests, args.dashboard_clients, args.warmup, workdir)
+        run = _run_client(port, requests, args.dashboard_clients, args.duration, workdir)
+    finally:
+        _stop(proc)
+    print(f"\nadmin dashboard, {args.dashboard_clients} signed-in clients, content list (pages 1-5) and detail pages, "
+          f"{len(ids)} items, {args.duration:g}s, database {_redact(env['DATABASE_URL'])}, redis sessions")
+    print(f"{'requests':>9} {'pages/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{run['requests']:>9} {run['rps']:>8.0f} {run['p50_ms']:>8.2f} {run['p95_ms']:>8.2f} {run['p99_ms']:>8.2f} "
+          f"{run['errors']:>7}")
+    met = run["p99_ms"] <= 150 and not run["errors"]
+    print(f"target p99 <= 150 ms and no error: p99 {run['p99_ms']:.1f} ms, {run['errors']} errors -> {'met' if met else 'NOT met'}")
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
@@ -360,6 +449,8 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=0,
                         help="DB_POOL_SIZE per worker (default: 20 with one worker, 32/workers with more)")
     parser.add_argument("--writes-only", action="store_true", help="only the write runs (--write-workers)")
+    parser.add_argument("--dashboard", action="store_true", help="measure the admin dashboard's pages instead")
+    parser.add_argument("--dashboard-clients", type=int, default=16, help="signed-in dashboard clients (default 16)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -389,6 +480,12 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "app", "migrate"], env={**env, "DATABASE_URL": direct_url},
                    cwd=REPO, check=True, capture_output=True)
 
+    if args.dashboard:
+        run = _dashboard_benchmark(args, env, workdir)
+        if run["errors"]:
+            print(f"errors: {run['error_statuses']}")
+            sys.exit(1)
+        return
     results: dict[str, dict] = {} if args.writes_only else _read_benchmark(args, env, workdir)
     writes_by_workers = _measure_writes(args, env, workdir)
     print(f"\nwrites, POST /api/v1/content, {args.concurrency} clients, {args.duration:g}s per run, "

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer
 
 from app.deps import (
     OPTIONAL_AUTH,
@@ -25,9 +20,14 @@ from app.deps import (
     require_api_key,
     services_of,
 )
-from app.errors import ApiError, error_responses, unavailable_headers
+from app.domain import assets
+from app.domain import content as workflow
+from app.domain.assets import ALLOWED_ASSET_TYPES
+from app.domain.actors import Actor
+from app.domain.content import NOT_FOUND, content_cache_key, content_out
+from app.errors import ApiError, error_responses
 from app.idempotency import run_idempotent
-from app.models import Asset, Content, ContentTag, utcnow
+from app.models import Content
 from app.schemas import (
     NO_CONTROL,
     AssetOut,
@@ -35,7 +35,6 @@ from app.schemas import (
     ContentOut,
     ContentPage,
     ContentStatus,
-    ContentSummary,
     ContentType,
     ContentUpdate,
 )
@@ -70,56 +69,10 @@ READ_ROUTE: dict = {
 files_router = APIRouter(prefix="/api/v1/files", tags=["content"], dependencies=[Depends(rate_limit)])
 
 JSON = "application/json"
-NOT_FOUND = "content not found"
-CONTENT_INSERT = Content.__table__.insert()
-TAG_INSERT = ContentTag.__table__.insert()
-
-# Allowed asset types and the leading bytes their files must start with.
-ALLOWED_ASSET_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-    "application/pdf": (b"%PDF-",),
-    "video/mp4": (),
-    "text/plain": (),
-    "text/markdown": (),
-}
 
 
-# --- serialisation and cache ---------------------------------------------------
 
-
-def _summary_fields(content: Content) -> dict:
-    """The fields a listing and a full read share (everything but the body)."""
-    return {
-        "id": content.id,
-        "title": content.title,
-        "content_type": ContentType(content.content_type),
-        "status": ContentStatus(content.status),
-        "tags": content.tag_names,
-        "version": content.version,
-        "quality_score": content.quality_score,
-        "generation": content.generation,
-        "created_at": content.created_at,
-        "updated_at": content.updated_at,
-        "published_at": content.published_at,
-    }
-
-
-def content_out(content: Content) -> ContentOut:
-    return ContentOut(**_summary_fields(content), body=content.body)
-
-
-def content_cache_key(services: Services, content_id: uuid.UUID | str) -> str:
-    return services.cache_key("content-manager", "content", str(content_id))
-
-
-async def invalidate_content(services: Services, content_id: uuid.UUID | str) -> None:
-    key = content_cache_key(services, content_id)
-    services.local_cache.delete(key)
-    await services.kv.delete(key)
-    await services.kv.publish_invalidation(key)
+# --- serialisation and cache (content_out, the cache key and invalidation live in app.domain.content)
 
 
 def etag_for(version: int | str) -> str:
@@ -140,21 +93,14 @@ IF_MATCH = r'^(W/)?"?[0-9]{1,9}"?$'
 # created_at in microseconds since the epoch, '-', the id's 32 hex digits: every string
 # of this form is a position in the listing, so no well-formed cursor is refused.
 CURSOR = r"^[0-9]{1,16}-[0-9a-f]{32}$"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _parse_if_match(value: str) -> int:
     return int(value.removeprefix("W/").strip('"'))
 
 
-def _encode_cursor(content: Content) -> str:
-    micros = (content.created_at - _EPOCH) // timedelta(microseconds=1)
-    return f"{max(micros, 0)}-{content.id.hex}"
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    micros, ident = cursor.split("-")
-    return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=ident)
+def api_actor(request: Request, caller: Caller) -> Actor:
+    return Actor.api_key(caller.client_id, request.client.host if request.client else None)
 
 
 # --- endpoints -------------------------------------------------------------------
@@ -182,7 +128,8 @@ IdempotencyKey = Annotated[
     responses={
         201: {"headers": CREATED_HEADERS},
         **error_responses(400, 401, 409, 413, 422, 429, 503,
-                          s409="The Idempotency-Key is in use by a request still being processed, or was used with another body."),
+                          s409="The Idempotency-Key is in use by a request still being processed, or was used with another body; "
+                          "or `status` is published while REQUIRE_REVIEW is on (content must be approved in the admin dashboard first)."),
     },
 )
 async def create_content(
@@ -193,36 +140,8 @@ async def create_content(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def create() -> Response:
-        now = utcnow()
-        content_id = uuid.uuid4()
-        row = {
-            "id": content_id,
-            "title": payload.title,
-            "body": payload.body,
-            "content_type": payload.content_type.value,
-            "status": payload.status.value,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "published_at": now if payload.status == ContentStatus.PUBLISHED else None,
-        }
-        # Core inserts with cached statements (no ORM unit of work, no per-value
-        # statement building): the content row and its tags, one transaction.
-        async with services.db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(CONTENT_INSERT, row)
-            if payload.tags:
-                await conn.execute(
-                    TAG_INSERT,
-                    [{"content_id": content_id, "tag": t, "position": i} for i, t in enumerate(payload.tags)],
-                )
-        out = ContentOut(
-            **{**row, "content_type": payload.content_type, "status": payload.status},
-            tags=payload.tags,
-            quality_score=None,
-            generation=None,
-        )
-        return json_response(out, 201, {"Location": f"/api/v1/content/{content_id}", "ETag": etag_for(1)})
+        out = await workflow.create_content(services, payload, api_actor(request, caller))
+        return json_response(out, 201, {"Location": f"/api/v1/content/{out.id}", "ETag": etag_for(1)})
 
     return await run_idempotent(request, services, caller, await request.body(), create)
 
@@ -249,52 +168,10 @@ async def list_content(
             raise ApiError(401, "an API key is required to list unpublished content", {"WWW-Authenticate": "ApiKey"})
         status = ContentStatus.PUBLISHED
 
-    conditions = []
-    if status is not None:
-        conditions.append(Content.status == status.value)
-    if content_type is not None:
-        conditions.append(Content.content_type == content_type.value)
-    if tag is not None:
-        conditions.append(
-            exists().where(ContentTag.content_id == Content.id, ContentTag.tag == tag.strip().lower())
-        )
-    if q is not None:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        conditions.append(or_(Content.title.ilike(pattern, escape="\\"), Content.body.ilike(pattern, escape="\\")))
-
-    stmt = (
-        select(Content)
-        .options(defer(Content.body))
-        .where(*conditions)
-        .order_by(Content.created_at.desc(), Content.id.desc())
-        .limit(limit + 1)
+    listing = await workflow.list_content(
+        services, workflow.ContentFilter(status=status, content_type=content_type, tag=tag, q=q), limit, offset, cursor
     )
-    if cursor is not None:
-        created, ident = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(Content.created_at < created, and_(Content.created_at == created, Content.id < ident))
-        )
-    if offset:
-        stmt = stmt.offset(offset)
-
-    async with services.db.session() as session:
-        total = await session.scalar(select(func.count()).select_from(Content).where(*conditions))
-        rows = list((await session.scalars(stmt)).all())
-
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    items = [
-        ContentSummary(**_summary_fields(c))
-        for c in rows
-    ]
-    page = ContentPage(
-        items=items,
-        total=total or 0,
-        limit=limit,
-        offset=offset,
-        next_cursor=_encode_cursor(rows[-1]) if has_more and rows else None,
-    )
+    page = ContentPage(items=listing.items, total=listing.total, limit=limit, offset=offset, next_cursor=listing.next_cursor)
     return Response(page.model_dump_json().encode(), media_type=JSON)
 
 
@@ -337,7 +214,9 @@ async def get_content(content_id: uuid.UUID, request: Request) -> Response:
     response_model=ContentOut,
     responses={
         200: {"headers": {"ETag": CREATED_HEADERS["ETag"]}},
-        **error_responses(400, 401, 404, 412, 413, 422, 428, 429, 503),
+        **error_responses(400, 401, 404, 409, 412, 413, 422, 428, 429, 503,
+                          s409="The status change is not allowed: while REQUIRE_REVIEW is on, content is published "
+                          "only once a person approved it in the admin dashboard, and only a person approves."),
     },
     # Required in the document; answered with 428 (not a generic 422) when absent.
     openapi_extra={"parameters": [{
@@ -350,7 +229,7 @@ async def update_content(
     content_id: uuid.UUID,
     payload: ContentUpdate,
     request: Request,
-    _: Annotated[Caller, Depends(require_api_key)],
+    caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
     if_match = request.headers.get("if-match")
@@ -359,46 +238,7 @@ async def update_content(
     if not re.fullmatch(IF_MATCH, if_match):
         raise ApiError(422, 'If-Match: must be an ETag returned by GET, such as "3"')
     expected = _parse_if_match(if_match)
-
-    values: dict[str, object] = {"version": Content.version + 1, "updated_at": utcnow()}
-    for name in ("title", "body"):
-        if name in payload.model_fields_set:
-            values[name] = getattr(payload, name)
-    if payload.content_type is not None:
-        values["content_type"] = payload.content_type.value
-    if payload.status is not None:
-        values["status"] = payload.status.value
-        values["published_at"] = (
-            func.coalesce(Content.published_at, utcnow()) if payload.status == ContentStatus.PUBLISHED else None
-        )
-
-    async with services.db.transaction() as session:
-        result = await session.execute(
-            update(Content)
-            .where(Content.id == content_id, Content.version == expected)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:
-            current = await session.scalar(select(Content.version).where(Content.id == content_id))
-            if current is None:
-                raise ApiError(404, NOT_FOUND)
-            raise ApiError(
-                412,
-                f"version conflict: content is at version {current}, request expected {expected}",
-                {"ETag": etag_for(current)},
-            )
-        if payload.tags is not None:
-            await session.execute(delete(ContentTag).where(ContentTag.content_id == content_id))
-            if payload.tags:
-                await session.execute(
-                    insert(ContentTag),
-                    [{"content_id": content_id, "tag": t, "position": i} for i, t in enumerate(payload.tags)],
-                )
-        content = await session.get(Content, content_id, populate_existing=True)
-        assert content is not None
-        out = content_out(content)
-    await invalidate_content(services, content_id)
+    out = await workflow.update_content(services, content_id, payload, expected, api_actor(request, caller))
     return json_response(out, headers={"ETag": etag_for(out.version)})
 
 
@@ -409,44 +249,17 @@ async def update_content(
 )
 async def delete_content(
     content_id: uuid.UUID,
-    _: Annotated[Caller, Depends(require_api_key)],
+    request: Request,
+    caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
-    try:
-        async with services.db.transaction() as session:
-            assets = (await session.execute(select(Asset.bucket, Asset.key).where(Asset.content_id == content_id))).all()
-            result = await session.execute(delete(Content).where(Content.id == content_id))
-            if result.rowcount == 0:
-                raise ApiError(404, NOT_FOUND)
-    except IntegrityError:
-        raise ApiError(409, "content is part of a newsletter and cannot be deleted") from None
-    await invalidate_content(services, content_id)
+    assets = await workflow.delete_content(services, content_id, api_actor(request, caller))
     for bucket, key in assets:
         try:
             await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
         except StorageError:
             pass  # the row is gone; an orphaned object is harmless and reported by storage tooling
     return Response(status_code=204)
-
-
-def _safe_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:100]
-    return cleaned or "file"
-
-
-def _matches_type(content_type: str, data: bytes) -> bool:
-    if content_type == "image/webp":
-        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    if content_type == "video/mp4":
-        return data[4:8] == b"ftyp"
-    if content_type.startswith("text/"):
-        try:
-            data[:4096].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return exc.start > 4090  # a multi-byte character cut at the probe boundary
-        return True
-    return any(data.startswith(magic) for magic in ALLOWED_ASSET_TYPES[content_type])
 
 
 @router.post(
@@ -466,70 +279,14 @@ async def upload_asset(
     content_id: uuid.UUID,
     request: Request,
     file: Annotated[UploadFile, File(description="The asset (at most MAX_ASSET_BYTES).")],
-    _: Annotated[Caller, Depends(require_api_key)],
+    caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
-    settings = services.settings
-    async with services.db.session() as session:
-        if await session.get(Content, content_id) is None:
-            raise ApiError(404, NOT_FOUND)
     content_type = (file.content_type or "").split(";")[0].strip().lower()
-    if content_type not in ALLOWED_ASSET_TYPES:
-        raise ApiError(
-            415,
-            f"file: content type {content_type or 'unknown'!r} is not allowed; allowed: "
-            + ", ".join(sorted(ALLOWED_ASSET_TYPES)),
-        )
-    data = await file.read(settings.max_asset_bytes + 1)
-    if len(data) > settings.max_asset_bytes:
-        raise ApiError(413, f"file: larger than the {settings.max_asset_bytes}-byte limit")
-    if not data:
-        raise ApiError(422, "file: must not be empty")
-    if not _matches_type(content_type, data):
-        raise ApiError(415, f"file: content does not match the declared type {content_type}")
-
-    asset_id = uuid.uuid4()
-    filename = _safe_filename(file.filename)
-    bucket = settings.s3_bucket_assets
-    key = f"content/{content_id}/{asset_id}/{filename}"
-    try:
-        await anyio.to_thread.run_sync(services.storage.put, bucket, key, data, content_type)
-    except StorageError as exc:
-        raise ApiError(503, f"object storage unavailable: {exc}", unavailable_headers()) from None
-
-    asset = Asset(
-        id=asset_id,
-        content_id=content_id,
-        bucket=bucket,
-        key=key,
-        filename=filename,
-        content_type=content_type,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        created_at=utcnow(),
-    )
-    try:
-        async with services.db.transaction() as session:
-            session.add(asset)
-    except IntegrityError:
-        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
-        raise ApiError(404, NOT_FOUND) from None
-    except BaseException:
-        await anyio.to_thread.run_sync(services.storage.delete, bucket, key)
-        raise
-
-    expires = settings.presign_expiry_seconds
-    url = services.storage.presigned_url(bucket, key, expires, str(request.base_url))
-    out = AssetOut(
-        id=asset.id,
-        content_id=content_id,
-        filename=filename,
-        content_type=content_type,
-        size=asset.size,
-        sha256=asset.sha256,
-        url=url,
-        url_expires_at=utcnow() + timedelta(seconds=expires),
-    )
+    await assets.check_upload(services, content_id, content_type)
+    data = await file.read(services.settings.max_asset_bytes + 1)
+    out = await assets.store(services, content_id, file.filename, content_type, data, str(request.base_url),
+                             api_actor(request, caller))
     return Response(out.model_dump_json().encode(), status_code=201, media_type=JSON)
 
 

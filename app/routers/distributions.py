@@ -77,7 +77,7 @@ CREATE_503 = f"{UNCONFIGURED}, or the database or object storage is unavailable;
         **error_responses(
             400, 401, 404, 409, 413, 422, 429, 503,
             s404="The content, or the asset among the content's, is unknown (or its file is gone).",
-            s409="The content is not published, or the Idempotency-Key is in use by a request still being "
+            s409="The content is neither published nor approved, or the Idempotency-Key is in use by a request still being "
                  "processed or was used with another body.",
             s422="Invalid request, or Instagram would refuse the post: `detail` names the field (caption: length, "
                  "hashtags, mentions; asset_id: not a JPEG, larger than 8 MB, aspect ratio outside 4:5 to 1.91:1).",

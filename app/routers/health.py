@@ -91,6 +91,13 @@ def _memory_mb() -> float | None:
     responses={503: {"model": HealthOut, "description": "The database is unreachable."}},
 )
 async def health(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+    body = await collect_health(services)
+    return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
+
+
+async def collect_health(services: Services) -> dict[str, Any]:
+    """Seed 001's health document for this process (the /health body; the dashboard shows it too)."""
+
     async def db() -> bool:
         return await database_ok(services)
 
@@ -137,7 +144,7 @@ async def health(services: Annotated[Services, Depends(get_services)]) -> JSONRe
             "storage_backend": services.storage.kind,
         },
     }
-    return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
+    return body
 
 
 @router.get(

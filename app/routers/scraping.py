@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.deps import Caller, get_services, rate_limit, require_api_key
+from app.domain import scraping
 from app.errors import error_responses
-from app.models import ScrapedPage, utcnow
-from app.routers.content import JSON
+from app.routers.content import JSON, api_actor
 from app.schemas import ScrapeOut, ScrapeRequest
-from app.scraper import fetch_page
 from app.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["scraping"], dependencies=[Depends(rate_limit)])
@@ -27,22 +24,10 @@ router = APIRouter(prefix="/api/v1", tags=["scraping"], dependencies=[Depends(ra
 )
 async def scrape(
     payload: ScrapeRequest,
-    _: Annotated[Caller, Depends(require_api_key)],
+    request: Request,
+    caller: Annotated[Caller, Depends(require_api_key)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
-    page = await fetch_page(services, str(payload.url))
-    row = ScrapedPage(
-        id=uuid.uuid4(),
-        url=page.url,
-        final_url=page.final_url,
-        host=page.host,
-        status_code=page.status_code,
-        title=page.title,
-        excerpt=page.excerpt,
-        content_sha256=hashlib.sha256(page.body).hexdigest(),
-        fetched_at=utcnow(),
-    )
-    async with services.db.transaction() as session:
-        session.add(row)
+    row = await scraping.scrape(services, str(payload.url), api_actor(request, caller))
     out = ScrapeOut(id=row.id, url=row.url, title=row.title, excerpt=row.excerpt, fetched_at=row.fetched_at)
     return Response(out.model_dump_json().encode(), status_code=201, media_type=JSON)

@@ -352,9 +352,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, smtp_server: tuple[M
 def make_client(backend: Backend) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def factory(**overrides: Any) -> TestClient:
+    def factory(base_url: str = "http://testserver", **overrides: Any) -> TestClient:
         settings = load_settings(**{**backend.overrides, **overrides})
-        client = TestClient(create_app(settings, configure_logs=False))
+        client = TestClient(create_app(settings, configure_logs=False), base_url=base_url)
         client.__enter__()
         clients.append(client)
         return client

@@ -1,7 +1,7 @@
 """Distributions: Instagram posts as persisted jobs (scheduled posts survive a restart).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-05 00:00:00
 """
 
@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0003'
-# The admin dashboard's 0002 lands first on main; at merge this becomes '0002'.
-down_revision: str | None = '0001'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
