@@ -208,7 +208,7 @@ def test_the_whole_workflow_in_a_real_browser(browser, server, smtp_server):
     refused = viewer.request.post(f"{item_url}/status", form={"csrf_token": token, "target": "published"})
     assert refused.status == 403
     viewer.set_content(refused.text())
-    assert "Your role (viewer) may not publish approved content and archive content" in viewer.get_by_role("alert").inner_text()
+    assert "Your role (viewer) may not publish approved content, archive content and post it to Instagram" in viewer.get_by_role("alert").inner_text()
     shot(viewer, "forbidden")
     assert server.rows("SELECT status FROM content")[0][0] == "approved"
 
