@@ -14,7 +14,12 @@ import uuid
 from datetime import datetime
 
 import anyio
-from app.domain.content import may_distribute
+from sqlalchemy import select
+
+from app.domain import audit
+from app.domain.actors import Actor
+from app.domain.content import DISTRIBUTABLE, may_distribute
+from app.domain.permissions import Action, require
 from app.errors import ApiError, unavailable_headers
 from app.instagram import MAX_IMAGE_BYTES, caption_problem, image_problem
 from app.models import Asset, Content, Distribution, utcnow
@@ -34,12 +39,17 @@ def require_configured(services: Services) -> None:
 async def create_distribution(
     services: Services,
     *,
+    actor: Actor,
     content_id: uuid.UUID,
     asset_id: uuid.UUID,
     caption: str | None,
     alt_text: str | None,
     publish_at: datetime | None,
 ) -> Distribution:
+    # A post makes content public, and distributing approved content publishes it: whoever
+    # may publish may post (an API key is trusted like for every other write).
+    if actor.is_person:
+        require(actor, Action.PUBLISH)
     require_configured(services)
     async with services.db.session() as session:
         content = await session.get(Content, content_id)
@@ -98,6 +108,10 @@ async def create_distribution(
     try:
         async with services.db.transaction() as session:
             session.add(distribution)
+            await session.flush()
+            await audit.record(session, actor, "distribution.create", "distribution", distribution.id,
+                               channel="instagram", content_id=str(content_id), asset_id=str(asset_id),
+                               publish_at=distribution.publish_at.isoformat())
     except BaseException:
         with contextlib.suppress(StorageError, OSError):  # an orphan in a bucket with expiry is harmless
             await anyio.to_thread.run_sync(storage.delete, distribution.media_bucket, distribution.media_key)
@@ -113,3 +127,37 @@ async def get_distribution(services: Services, distribution_id: uuid.UUID) -> Di
         raise ApiError(404, "distribution not found")
     return distribution
 
+
+
+async def recent_distributions(
+    services: Services, limit: int = 50, content_id: uuid.UUID | None = None
+) -> list[tuple[Distribution, str | None]]:
+    """The newest distributions with their content's title (None once the content was deleted).
+
+    History only: readable while Instagram is not configured, so a page can still show it."""
+    query = (
+        select(Distribution, Content.title)
+        .outerjoin(Content, Content.id == Distribution.content_id)
+        .order_by(Distribution.created_at.desc())
+        .limit(limit)
+    )
+    if content_id is not None:
+        query = query.where(Distribution.content_id == content_id)
+    async with services.db.session() as session:
+        return [(row, title) for row, title in (await session.execute(query)).all()]
+
+
+async def postable_images(services: Services, limit: int = 200) -> list[tuple[Content, list[Asset]]]:
+    """Content that may be distributed, newest first, each with its JPEG assets (the images a post can take)."""
+    query = (
+        select(Content, Asset)
+        .join(Asset, Asset.content_id == Content.id)
+        .where(Content.status.in_(DISTRIBUTABLE), Asset.content_type == PUBLISHABLE_TYPE)
+        .order_by(Content.updated_at.desc(), Content.id, Asset.created_at)
+        .limit(limit)
+    )
+    grouped: dict[uuid.UUID, tuple[Content, list[Asset]]] = {}
+    async with services.db.session() as session:
+        for content, asset in (await session.execute(query)).all():
+            grouped.setdefault(content.id, (content, []))[1].append(asset)
+    return list(grouped.values())

@@ -8,6 +8,7 @@ ASGI application, so the public API's OpenAPI document and error format are unto
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,13 +27,15 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import distribution
 from app.dashboard.sessions import COOKIE_NAME, CSRF_FIELD, SessionData, SessionStore
 from app.domain import audit, generation, newsletters, overview, scraping, subscribers, users
 from app.domain import content as workflow
 from app.domain.actors import Actor
 from app.domain.permissions import DESCRIPTIONS, MATRIX, AccountRole, Action, can, require
 from app.errors import ApiError, validation_message
-from app.models import User
+from app.models import User, utcnow
+from app.routers.distributions import InstagramDistributionCreate
 from app.schemas import ContentCreate, ContentStatus, ContentType, ContentUpdate, GenerateRequest
 
 PREFIX = "/admin"
@@ -469,6 +472,59 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
         await newsletters.schedule(page.services, newsletter_id, at, page.actor)
         return await redirect(page, f"{PREFIX}/newsletters/{newsletter_id}", f"Scheduled for {at:%Y-%m-%d %H:%M} UTC.")
 
+    # --- Instagram distributions -----------------------------------------------------------------------------
+
+    async def instagram_page(page: Page, status_code: int = 200, values: dict[str, str] | None = None,
+                             error: str | None = None) -> Response:
+        services = page.services
+        control, message = _schedule_error(error)
+        return await show(page, "distributions.html", status_code,
+                          rows=await distribution.recent_distributions(services),
+                          images=await distribution.postable_images(services) if page.can("publish") else [],
+                          unconfigured=services.settings.instagram_unconfigured,
+                          values=values or {}, error=message, error_field=control)
+
+    @dash.get("/distributions", response_class=HTMLResponse)
+    async def distributions_page(request: Request) -> Response:
+        return await instagram_page(await page_for(request))
+
+    @dash.post("/distributions", response_class=HTMLResponse)
+    async def distribution_schedule(request: Request) -> Response:
+        page = await page_for(request)
+        form = await form_of(page)
+        values = {k: str(form.get(k) or "") for k in ("image", "caption", "alt_text", "publish_at")}
+        content_id, _, asset_id = values["image"].partition("/")
+        try:
+            # The API's own request model: the same field rules, the same messages.
+            payload = InstagramDistributionCreate(
+                content_id=content_id or None, asset_id=asset_id or None,
+                **{k: v for k, v in (("caption", values["caption"]), ("alt_text", values["alt_text"])) if v.strip()},
+                # A datetime-local field has no offset: the page asks for UTC.
+                **({"publish_at": f"{values['publish_at']}Z"} if values["publish_at"] else {}),
+            )
+            row = await distribution.create_distribution(
+                page.services, actor=page.actor, content_id=payload.content_id, asset_id=payload.asset_id,
+                caption=payload.caption, alt_text=payload.alt_text, publish_at=payload.publish_at)
+        except ValidationError as exc:
+            return await instagram_page(page, 422, values, validation_message(exc.errors()))
+        except ApiError as exc:
+            if exc.status_code == 403:
+                raise
+            response = await instagram_page(page, exc.status_code, values, exc.detail)
+            response.headers.update(exc.headers or {})
+            return response
+        return await redirect(page, f"{PREFIX}/distributions/{row.id}",
+                              f"Instagram post queued for {row.publish_at:%Y-%m-%d %H:%M} UTC.")
+
+    @dash.get("/distributions/{distribution_id}", response_class=HTMLResponse)
+    async def distribution_detail(request: Request, distribution_id: uuid.UUID) -> Response:
+        page = await page_for(request)
+        row = await distribution.get_distribution(page.services, distribution_id)
+        content = (await workflow.get_detail(page.services, row.content_id)).content if row.content_id else None
+        # Refresh while the worker is on it, or about to be.
+        due = row.state == "publishing" or (row.state == "queued" and row.next_attempt_at <= utcnow())
+        return await show(page, "distribution_detail.html", item=row, content=content, refresh=due)
+
     # --- subscribers ----------------------------------------------------------------------------------------
 
     @dash.get("/subscribers", response_class=HTMLResponse)
@@ -575,6 +631,21 @@ TRANSITION_BUTTONS: list[tuple[ContentStatus, str]] = [
     (ContentStatus.DRAFT, "Back to draft"),
     (ContentStatus.ARCHIVED, "Archive"),
 ]
+
+
+# The service layer names the API's fields ("asset_id: ..."); the page names its own controls.
+SCHEDULE_FIELDS = {"content_id": ("image", "Image"), "asset_id": ("image", "Image"), "caption": ("caption", "Caption"),
+                   "alt_text": ("alt_text", "Alt text"), "publish_at": ("publish_at", "Publish at")}
+FIELD_PREFIX = re.compile(rf"(^|; )({'|'.join(SCHEDULE_FIELDS)}):")
+
+
+def _schedule_error(message: str | None) -> tuple[str | None, str | None]:
+    """(the form control the first problem is about, the message in the page's words)."""
+    if not message:
+        return None, None
+    first = FIELD_PREFIX.match(message)
+    control = SCHEDULE_FIELDS[first.group(2)][0] if first else None
+    return control, FIELD_PREFIX.sub(lambda m: f"{m.group(1)}{SCHEDULE_FIELDS[m.group(2)][1]}:", message)
 
 
 def _tags(text: str) -> list[str]:

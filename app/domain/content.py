@@ -63,11 +63,14 @@ REVIEW_REQUIRED_TO_APPROVE = (
 )
 
 
+DISTRIBUTABLE = (PUBLISHED, APPROVED)
+
+
 def may_distribute(content: Content | ContentStatus | str) -> bool:
     """Whether content may go out on a distribution channel (newsletter, Instagram, ...):
     it is published, or approved by a reviewer (distributing approved content publishes it)."""
     status = content.status if isinstance(content, Content) else content
-    return status in (PUBLISHED, APPROVED)
+    return status in DISTRIBUTABLE
 
 
 # --- serialisation (the API's shape; the dashboard reads the same) ----------------------

@@ -22,7 +22,7 @@ class Action(StrEnum):
     READ = "read"  # every page, the audit log included
     EDIT = "edit"  # create, edit, generate, scrape, submit for review, compose newsletters, send a test to oneself
     APPROVE = "approve"  # approve or send back a submission (never one's own, unless admin)
-    PUBLISH = "publish"  # publish approved content, archive
+    PUBLISH = "publish"  # publish approved content, archive, post published content to Instagram
     SEND = "send"  # send or schedule a newsletter to every subscriber; export subscribers; unsubscribe on request
     MANAGE_USERS = "manage_users"  # create accounts, change roles, disable, reset passwords
 
@@ -31,7 +31,7 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.READ: "read every page and the audit log",
     Action.EDIT: "create and edit content, generate drafts, scrape, submit for review, compose newsletters",
     Action.APPROVE: "approve content someone else submitted",
-    Action.PUBLISH: "publish approved content and archive content",
+    Action.PUBLISH: "publish approved content, archive content and post it to Instagram",
     Action.SEND: "send or schedule newsletters, export subscribers, unsubscribe on request",
     Action.MANAGE_USERS: "create accounts, change roles, disable accounts, reset passwords",
 }

@@ -15,7 +15,7 @@ from app.errors import error_responses
 from app.idempotency import run_idempotent
 from app.instagram import MAX_CAPTION_CHARS
 from app.models import Distribution
-from app.routers.content import JSON, IdempotencyKey
+from app.routers.content import JSON, IdempotencyKey, api_actor
 from app.schemas import MULTILINE, Input, _no_null_defaults, line
 from app.services import Services
 
@@ -95,6 +95,7 @@ async def distribute_to_instagram(
     async def create() -> Response:
         row = await create_distribution(
             services,
+            actor=api_actor(request, caller),
             content_id=payload.content_id,
             asset_id=payload.asset_id,
             caption=payload.caption,

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import Engine, text
 
 from app.main import create_app
 from app.models import ALL_TABLES
 from app.settings import load_settings
 from engine_support import AUTH, API_KEY, free_port
+from graph_standin import TOKEN, USER_ID, GraphStandIn, start_graph_standin
 
 pytestmark = pytest.mark.services
 
@@ -61,21 +63,31 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(postgres_url, pg_engine, redis_url, smtp_server, web_server, tmp_path_factory) -> Iterator[Server]:  # noqa: ANN001
+def graph() -> Iterator[GraphStandIn]:
+    standin = start_graph_standin()
+    yield standin
+    standin.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(postgres_url, pg_engine, redis_url, smtp_server, web_server, graph, tmp_path_factory) -> Iterator[Server]:  # noqa: ANN001
     import redis
     import uvicorn
 
     with pg_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(ALL_TABLES)} CASCADE"))
     redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
     settings = load_settings(
         service_role="all", environment="test", api_keys=API_KEY, data_dir=str(tmp_path_factory.mktemp("browser")),
         database_url=postgres_url, redis_url=redis_url, storage_backend="local", s3_endpoint=None,
         smtp_host="127.0.0.1", smtp_port=smtp_server[1], smtp_starttls=False, smtp_ssl=False,
         generation_provider="local", require_review=True, cors_origins="", scraper_allowed_networks="127.0.0.1/32",
         admin_bootstrap_email=ADMIN[0], admin_bootstrap_password=ADMIN[1],
+        # Instagram through the Graph API stand-in, which fetches the image from this server's signed URL.
+        public_base_url=f"http://127.0.0.1:{port}", instagram_access_token=TOKEN, instagram_user_id=USER_ID,
+        instagram_graph_url=graph.url, instagram_retry_seconds=0.01, instagram_worker_interval_seconds=0.2,
     )
-    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(settings, configure_logs=False), host="127.0.0.1", port=port,
                                        log_level="warning", lifespan="on"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -208,7 +220,7 @@ def test_the_whole_workflow_in_a_real_browser(browser, server, smtp_server):
     refused = viewer.request.post(f"{item_url}/status", form={"csrf_token": token, "target": "published"})
     assert refused.status == 403
     viewer.set_content(refused.text())
-    assert "Your role (viewer) may not publish approved content and archive content" in viewer.get_by_role("alert").inner_text()
+    assert "Your role (viewer) may not publish approved content, archive content and post it to Instagram" in viewer.get_by_role("alert").inner_text()
     shot(viewer, "forbidden")
     assert server.rows("SELECT status FROM content")[0][0] == "approved"
 
@@ -366,10 +378,55 @@ def test_one_workflow_by_keyboard_alone(browser, server):
     assert server.rows("SELECT status FROM content WHERE title = 'Keyboard-only draft'")[0][0] == "in_review"
 
 
+def test_an_instagram_post_is_scheduled_and_its_state_followed(browser, server, graph):
+    # Approved content (the admin approves it: recorded as a self-approval) with a JPEG asset.
+    made = server_api(server, "post", "/api/v1/content", json={
+        "title": "Moss wall week 6", "body": "Moss on driftwood. #aquascape", "content_type": "instagram_post"})
+    content_id = made.json()["id"]
+    buffer = io.BytesIO()
+    Image.new("RGB", (1080, 1350), (20, 120, 60)).save(buffer, "JPEG")
+    image = buffer.getvalue()
+    server_api(server, "post", f"/api/v1/content/{content_id}/assets", files={"file": ("moss.jpg", image, "image/jpeg")})
+    admin = sign_in(browser, server, ADMIN)
+    admin.goto(f"{server.base}/admin/content/{content_id}")
+    admin.get_by_role("button", name="Submit for review").click()
+    admin.get_by_role("button", name="Approve").click()
+
+    admin.get_by_role("link", name="Instagram").click()
+    assert admin.locator("h1").inner_text() == "Instagram"
+    admin.get_by_label("Image").select_option(label=f"moss.jpg ({len(image)} bytes)")
+    admin.get_by_label("Alt text (optional)").fill("A moss wall on driftwood")
+    shot(admin, "distributions")
+    admin.get_by_role("button", name="Schedule post").click()
+    assert flash(admin).startswith("Instagram post queued for ")
+
+    def published() -> bool:
+        admin.reload()
+        return admin.locator("#distribution-state").inner_text() == "published"
+
+    wait_for(published)
+    (media,) = [m for m in graph.state.media.values() if m["caption"] == "Moss on driftwood. #aquascape"]
+    assert admin.locator("#distribution-permalink").get_by_role("link").get_attribute("href") == media["permalink"]
+    shot(admin, "distribution")
+    admin.get_by_role("link", name="All Instagram posts").click()
+    posts = admin.get_by_role("table", name="Instagram posts, newest first").inner_text()
+    assert "Moss wall week 6" in posts and "published" in posts and media["permalink"] in posts
+    assert server.rows("SELECT actor FROM audit_log WHERE action = 'distribution.create'") == [(ADMIN[0],)]
+
+
+def server_api(server: Server, method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
+    response = httpx.request(method, f"{server.base}{path}", headers=AUTH, timeout=30, **kwargs)
+    assert response.is_success, response.text
+    return response
+
+
 PAGES = {
     "login": "/admin/login", "overview": "/admin/", "content": "/admin/content", "review-queue": "/admin/content?status=in_review",
     "content-new": "/admin/content/new", "generate": "/admin/generate", "scraping": "/admin/scraping",
     "newsletters": "/admin/newsletters", "subscribers": "/admin/subscribers", "users": "/admin/users", "audit": "/admin/audit",
+    "distributions": "/admin/distributions",
 }
 
 
@@ -383,6 +440,9 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(browser, server)
     pages = {**PAGES, "content-detail": f"/admin/content/{content_id}", "content-edit": f"/admin/content/{content_id}/edit"}
     if newsletter_id:
         pages["newsletter-detail"] = f"/admin/newsletters/{newsletter_id[0][0]}"
+    distribution_id = server.rows("SELECT id FROM distributions LIMIT 1")
+    if distribution_id:
+        pages["distribution-detail"] = f"/admin/distributions/{distribution_id[0][0]}"
     problems = {}
     anonymous = browser.new_context().new_page()
     for name, path in pages.items():

@@ -5,6 +5,7 @@ stand-in fetches, as Instagram does)."""
 from __future__ import annotations
 
 import io
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from sqlalchemy import text
 
 from app.distribution_worker import DistributionWorker, LeaseLost
 from engine_support import AUTH, free_port
+from test_dashboard import ADMIN, EDITOR, VIEWER, make_accounts, sign_in
+from test_dashboard import post as form_post
 from graph_standin import (
     NO_PERMISSION, RATE_LIMITED, TOKEN, TOKEN_EXPIRED, TRANSIENT, USER_ID, USER_RATE_LIMITED, GraphStandIn, GraphState,
     start_graph_standin,
@@ -148,6 +151,8 @@ def test_a_post_is_published_end_to_end(instagram, backend, graph: GraphState, s
     assert (stored.state, stored.media_id, stored.attempts, stored.lease_owner) == ("published", done["media_id"], 0, None)
     assert stored.published_at is not None
     assert outcome("published") == before + 1
+    (entry,) = backend.rows("SELECT actor, target_id, detail FROM audit_log WHERE action = 'distribution.create'")
+    assert entry.actor.startswith("api-key:") and entry.target_id == body["id"] and entry.detail["asset_id"] == asset_id
 
 
 def test_idempotency_key_replays_the_first_answer(instagram, backend, graph: GraphState):
@@ -390,3 +395,176 @@ def test_a_worker_that_lost_its_lease_does_not_publish(instagram, backend, graph
     assert graph.calls["status"] >= 1 and graph.calls["publish"] == 0
     assert row(backend, accepted["id"]).lease_owner == "other-replica"
     client.portal.call(slow.graph.close)
+
+
+# --- the admin dashboard's Instagram page (the same service layer as the API) ------------------------
+
+
+@pytest.fixture
+def dashboard(instagram) -> Callable[..., TestClient]:  # noqa: ANN001
+    """An Instagram-configured engine over https (the session cookie is Secure), with an admin, two editors and a viewer."""
+
+    def factory(**overrides: Any) -> TestClient:
+        client = instagram(base_url="https://testserver", admin_bootstrap_email=ADMIN[0],
+                           admin_bootstrap_password=ADMIN[1], **overrides)
+        make_accounts(sign_in(client, ADMIN))
+        client.cookies.clear()
+        return client
+
+    return factory
+
+
+def schedule(client: TestClient, content_id: str, asset_id: str, **fields: str) -> Any:
+    return form_post(client, "/admin/distributions", "/admin/distributions", image=f"{content_id}/{asset_id}", **fields)
+
+
+def nothing_written(backend) -> bool:  # noqa: ANN001
+    return backend.count("distributions") == 0 and backend.count("audit_log", "action = 'distribution.create'") == 0
+
+
+def test_a_viewer_sees_the_posts_but_is_refused_scheduling_one(dashboard, backend, graph: GraphState):
+    client = dashboard()
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, VIEWER)
+    page = client.get("/admin/distributions")
+    assert page.status_code == 200 and "No Instagram post yet." in page.text
+    assert 'href="/admin/distributions">Instagram</a>' in page.text and "Schedule post" not in page.text
+    refused = schedule(client, content_id, asset_id)
+    assert refused.status_code == 403
+    assert "Your role (viewer) may not publish approved content, archive content and post it to Instagram" in refused.text
+    assert "this needs the role admin, editor" in refused.text
+    assert nothing_written(backend) and sum(graph.calls.values()) == 0
+
+
+def test_a_form_without_its_csrf_token_schedules_nothing(dashboard, backend):
+    client = dashboard()
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, EDITOR)
+    refused = client.post("/admin/distributions", data={"image": f"{content_id}/{asset_id}"}, follow_redirects=False)
+    assert refused.status_code == 403 and "security token is missing" in refused.text
+    assert nothing_written(backend)
+
+
+def test_an_editor_schedules_a_post_it_is_written_audited_and_its_state_followed(dashboard, backend, graph: GraphState):
+    client = dashboard()
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, EDITOR)
+    form = client.get("/admin/distributions").text
+    assert f'<option value="{content_id}/{asset_id}"' in form and 'optgroup label="Moss wall (published)"' in form
+
+    response = schedule(client, content_id, asset_id, caption="Moss wall, week 6 #aquascape",
+                        alt_text="A moss wall in a 60 cm tank")
+    assert response.status_code == 303, response.text
+    distribution_id = response.headers["location"].rsplit("/", 1)[1]
+    assert response.headers["location"] == f"/admin/distributions/{distribution_id}"
+    stored = row(backend, distribution_id)
+    assert (stored.content_id, stored.asset_id) == (uuid.UUID(content_id), uuid.UUID(asset_id))
+    assert (stored.caption, stored.alt_text) == ("Moss wall, week 6 #aquascape", "A moss wall in a 60 cm tank")
+    (entry,) = backend.rows("SELECT actor, target_type, target_id, client_ip FROM audit_log "
+                            "WHERE action = 'distribution.create'")
+    assert (entry.actor, entry.target_type, entry.target_id) == (EDITOR[0], "distribution", distribution_id)
+    assert entry.client_ip
+
+    # The worker publishes it against the stand-in; both pages show the state and the permalink.
+    deadline = time.monotonic() + 15
+    while row(backend, distribution_id).state != "published":
+        assert time.monotonic() < deadline, row(backend, distribution_id)
+        time.sleep(0.05)
+    (media_id,) = graph.media
+    permalink = graph.media[media_id]["permalink"]
+    detail = client.get(f"/admin/distributions/{distribution_id}").text
+    assert '<strong id="distribution-state">published</strong>' in detail and f'href="{permalink}"' in detail
+    assert '<a href="/admin/content/' + content_id + '">Moss wall</a>' in detail
+    listing = client.get("/admin/distributions").text
+    assert 'status-published">published' in listing and f'href="{permalink}"' in listing
+    assert graph.calls["publish"] == 1
+
+
+def test_a_failed_post_shows_its_reason_on_the_page(dashboard, backend, graph: GraphState):
+    graph.fail = {"create": [TOKEN_EXPIRED]}
+    client = dashboard()
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, ADMIN)
+    distribution_id = schedule(client, content_id, asset_id).headers["location"].rsplit("/", 1)[1]
+    deadline = time.monotonic() + 15
+    while row(backend, distribution_id).state != "failed":
+        assert time.monotonic() < deadline, row(backend, distribution_id)
+        time.sleep(0.05)
+    listing = client.get("/admin/distributions").text
+    assert 'status-failed">failed' in listing and "access token expired" in listing
+    detail = client.get(f"/admin/distributions/{distribution_id}").text
+    assert "Reason it failed" in detail and "access token expired" in detail
+
+
+def test_a_post_for_later_shows_its_publish_time_and_waits(dashboard, backend, graph: GraphState):
+    client = dashboard()
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, EDITOR)
+    response = schedule(client, content_id, asset_id, publish_at="2099-01-31T09:00")
+    assert response.status_code == 303, response.text
+    distribution_id = response.headers["location"].rsplit("/", 1)[1]
+    stored = row(backend, distribution_id)
+    assert stored.state == "queued" and stored.publish_at == datetime(2099, 1, 31, 9, 0, tzinfo=UTC)
+    detail = client.get(response.headers["location"]).text
+    assert '<time datetime="2099-01-31T09:00:00+00:00">2099-01-31 09:00 UTC</time>' in detail
+    assert 'http-equiv="refresh"' not in detail  # nothing to watch for until it is due
+    assert graph.calls["create"] == 0
+
+
+def test_without_a_token_the_page_shows_the_reason_and_writes_nothing(dashboard, backend, graph: GraphState):
+    client = dashboard(instagram_access_token=None)
+    content_id = published_content(client)
+    asset_id = asset(client, content_id)
+    sign_in(client, EDITOR)
+    reason = "Instagram publishing is not configured: INSTAGRAM_ACCESS_TOKEN (secret file instagram_access_token) not set"
+    assert reason in client.get("/admin/distributions").text
+    refused = schedule(client, content_id, asset_id, caption="kept")
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    alert = re.search(r'<p class="error" id="schedule-error" role="alert">([^<]*)</p>', refused.text).group(1)
+    assert alert.startswith(reason)
+    assert ">kept</textarea>" in refused.text  # the form keeps what was typed
+    assert nothing_written(backend) and sum(graph.calls.values()) == 0
+
+
+@pytest.mark.parametrize("kind, fields, control, message", [
+    ("tall", {}, "image", "Image: aspect ratio 1000x2000 (0.50:1)"),
+    ("png", {}, "image", "Image: the asset is image/png; Instagram takes JPEG images only"),
+    ("good", {"caption": " ".join(f"#tag{i}" for i in range(31))}, "caption", "Caption: 31 hashtags"),
+    ("good", {"alt_text": "two\nlines"}, "alt_text", "Alt text: must be one line"),
+    ("good", {"publish_at": "next Tuesday"}, "publish_at", "Publish at: "),
+    ("other", {}, "image", "Image: no asset with this id belongs to the content"),
+])
+def test_an_invalid_post_names_the_field_on_the_form_and_writes_nothing(
+        dashboard, backend, graph: GraphState, kind, fields, control, message):
+    client = dashboard()
+    content_id = published_content(client)
+    asset(client, content_id)  # one good image, so the form is offered
+    images = {"tall": lambda: asset(client, content_id, jpeg(1000, 2000)),
+              "png": lambda: asset(client, content_id, jpeg(fmt="PNG"), "image/png"),
+              "good": lambda: asset(client, content_id),
+              "other": lambda: asset(client, published_content(client))}
+    asset_id = images[kind]()
+    sign_in(client, EDITOR)
+    refused = schedule(client, content_id, asset_id, **fields)
+    assert refused.status_code in (404, 422), refused.text
+    alert = re.search(r'<p class="error" id="schedule-error" role="alert">([^<]*)</p>', refused.text).group(1)
+    assert alert.startswith(message), alert
+    assert re.search(rf'id="{control}"[^>]*aria-invalid="true" aria-errormessage="schedule-error"', refused.text)
+    assert nothing_written(backend) and sum(graph.calls.values()) == 0
+
+
+def test_draft_content_cannot_be_posted_from_the_page(dashboard, backend, graph: GraphState):
+    client = dashboard()
+    draft = published_content(client, status="draft")
+    asset_id = asset(client, draft)
+    sign_in(client, EDITOR)
+    assert f"{draft}/{asset_id}" not in client.get("/admin/distributions").text  # not offered ...
+    refused = schedule(client, draft, asset_id)  # ... and refused when forged
+    assert refused.status_code == 409
+    assert "Image: content must be published or approved before it is distributed (it is draft)" in refused.text
+    assert nothing_written(backend)
