@@ -369,12 +369,26 @@ def namespace_labels(environment: str) -> dict[str, str]:
 DEFAULT_DENY_SPEC: Manifest = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-def tmp_volume(size_limit: str = "256Mi") -> tuple[Manifest, Manifest]:
+# Ephemeral storage (node disk outside the volumes a workload claims) a container writes: its
+# logs, which the kubelet rotates at 5 x 10Mi by default; its writable layer, nothing (root
+# filesystems are read-only); and the emptyDirs it mounts, each capped by a sizeLimit below. The
+# resource presets' ephemeral-storage limits hold all three (tests/unit/test_ephemeral_storage.py).
+LOG_ALLOWANCE = "64Mi"
+TMP_SIZE_LIMIT = "256Mi"  # kube.tmp_volume()
+SCRATCH_SIZE_LIMIT = "256Mi"  # kube.scratch_volume(): sockets, pid and positions files
+
+
+def tmp_volume(size_limit: str = TMP_SIZE_LIMIT) -> tuple[Manifest, Manifest]:
     """The writable /tmp that a read-only root filesystem needs: (volume, mount)."""
     return (
         {"name": "tmp", "emptyDir": {"sizeLimit": size_limit}},
         {"name": "tmp", "mountPath": "/tmp"},
     )
+
+
+def scratch_volume(name: str, size_limit: str = SCRATCH_SIZE_LIMIT) -> Manifest:
+    """A writable emptyDir besides /tmp (a socket directory, an agent's state), capped like /tmp."""
+    return {"name": name, "emptyDir": {"sizeLimit": size_limit}}
 
 
 API_TOKEN_MIN_SECONDS = 600  # the API server rejects shorter-lived projected tokens
@@ -498,27 +512,45 @@ class Resources:
     CPU limits are deliberately absent by default: CFS throttling hurts
     latency more than a noisy neighbour does, and requests already reserve
     the CPU. Memory always has a limit: an OOM-kill beats a node OOM.
+    Ephemeral storage is requested and limited too: under disk pressure the
+    kubelet evicts pods without a request first, and a limit stops one
+    container's logs or /tmp from filling the node (see LOG_ALLOWANCE).
     """
 
     cpu_request: str
     memory_request: str
     memory_limit: str
+    ephemeral_storage_request: str
+    ephemeral_storage_limit: str
     cpu_limit: str | None = None
 
     def render(self) -> Manifest:
-        limits = {"memory": self.memory_limit}
+        limits = {"memory": self.memory_limit, "ephemeral-storage": self.ephemeral_storage_limit}
         if self.cpu_limit:
             limits["cpu"] = self.cpu_limit
-        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request,
+                         "ephemeral-storage": self.ephemeral_storage_request},
+            "limits": limits,
+        }
 
 
+# Every ephemeral-storage limit holds the logs plus a /tmp and a scratch emptyDir (576Mi): the
+# smallest containers (exporters, bucket and bootstrap jobs) write little more than logs; the
+# larger ones (databases, AI processing, Prometheus) spill sorts and temporary files to /tmp.
 RESOURCE_PRESETS: dict[str, Resources] = {
-    "nano": Resources(cpu_request="25m", memory_request="64Mi", memory_limit="128Mi"),
-    "micro": Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi"),
-    "small": Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
-    "medium": Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi"),
-    "large": Resources(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi"),
-    "xlarge": Resources(cpu_request="1", memory_request="2Gi", memory_limit="4Gi"),
+    "nano": Resources(cpu_request="25m", memory_request="64Mi", memory_limit="128Mi",
+                      ephemeral_storage_request="64Mi", ephemeral_storage_limit="640Mi"),
+    "micro": Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi",
+                       ephemeral_storage_request="64Mi", ephemeral_storage_limit="640Mi"),
+    "small": Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi",
+                       ephemeral_storage_request="128Mi", ephemeral_storage_limit="1Gi"),
+    "medium": Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi",
+                        ephemeral_storage_request="256Mi", ephemeral_storage_limit="1Gi"),
+    "large": Resources(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi",
+                       ephemeral_storage_request="256Mi", ephemeral_storage_limit="2Gi"),
+    "xlarge": Resources(cpu_request="1", memory_request="2Gi", memory_limit="4Gi",
+                        ephemeral_storage_request="512Mi", ephemeral_storage_limit="2Gi"),
 }
 
 

@@ -315,7 +315,7 @@ class PostgresCluster(pulumi.ComponentResource):
         a = self._args
         labels = {**self.identity.labels(), "aquascene.io/role": role}
         tmp_volume, tmp_mount = kube.tmp_volume()
-        run_volume = {"name": "run", "emptyDir": {}}
+        run_volume = kube.scratch_volume("run")
         mounts = [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
             {"name": "config", "mountPath": CONF_DIR, "readOnly": True},

@@ -12,18 +12,33 @@ Exit codes: 0 everything valid, 1 invalid objects, 2 configuration or usage erro
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from stacks.config import ConfigError
 from tooling.stackfile import StackFileError, find_project_dir
 
 EXIT_OK, EXIT_INVALID, EXIT_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A command is short-lived and allocates mostly objects that live until it ends (the SDKs'
+    # classes, the recorded resources): the cyclic collector would walk them again and again for
+    # nothing (about a third of a render's CPU time). Off for the command, on again after it.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from stacks.config import ConfigError  # imported here, so with the collector off
+
     parser = argparse.ArgumentParser(prog="aquascene", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 

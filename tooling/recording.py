@@ -10,15 +10,18 @@ inputs survive: random passwords get a `result`, AWS resources an `arn`/`id`/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as runtime_resource
 from pulumi.runtime import rpc
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -260,8 +263,9 @@ def record(
         settings.set_root_resource(None)  # a fresh Stack resource for this run
         monitor = RecordingMonitor(RealisticMocks(stack_outputs, live_objects, absent))
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
-        result = _run(program)
-        outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
+        with _without_source_positions():
+            result = _run(program)
+            outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
         return Recording(
             stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result,
             reads=monitor.reads,
@@ -270,6 +274,23 @@ def record(
         runtime_config.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
+
+
+@contextlib.contextmanager
+def _without_source_positions() -> Iterator[None]:
+    """The SDK walks the whole call stack of every registration (`traceback.extract_stack`, a file
+    URI per frame) to tell the engine where a resource was declared; the recording keeps none of it,
+    and it is a tenth of a stack's recording time. An empty trace is what the SDK itself sends when
+    it finds no user frame."""
+    capture = getattr(runtime_resource, "_get_stack_trace", None)
+    if capture is None:  # another SDK version: nothing to skip
+        yield
+        return
+    runtime_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        runtime_resource._get_stack_trace = capture
 
 
 def _run(program: Callable[[], Any]) -> Any:

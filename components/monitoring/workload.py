@@ -210,7 +210,7 @@ def pod_spec(w: Workload) -> Manifest:
     volumes = [tmp_volume] + [volume for volume, _ in w.files]
     mounts = [tmp_mount] + [mount for _, mount in w.files]
     for name, path in w.scratch.items():
-        volumes.append({"name": name, "emptyDir": {"sizeLimit": "1Gi"}})
+        volumes.append(kube.scratch_volume(name))
         mounts.append({"name": name, "mountPath": path})
     if w.data is not None:
         mounts.append({"name": "data", "mountPath": w.data_path})

@@ -172,6 +172,18 @@ def container_resources(ref: str, spec: Mapping[str, Any], config: Mapping[str, 
             yield f"{ref}: {c} has no resources.{', resources.'.join(missing)}"
 
 
+@_pod_rule
+def container_ephemeral_storage(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
+    for c in k8s.containers(spec):
+        if c.role == "ephemeral container":
+            continue  # the API forbids resources on ephemeral containers
+        resources = as_map(c.spec.get("resources"))
+        missing = [f"resources.{section}.ephemeral-storage" for section in ("requests", "limits")
+                   if dig(resources, section, "ephemeral-storage") in (None, "")]
+        if missing:
+            yield f"{ref}: {c} has no {' and no '.join(missing)}"
+
+
 def probes(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     found = _workload(args)
     t = k8s.kube_type(args.resource_type)

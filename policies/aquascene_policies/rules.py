@@ -121,6 +121,14 @@ POD_RULES = [
         severity=MEDIUM,
     ),
     _pod(
+        "pod-ephemeral-storage",
+        "Every container requests and limits ephemeral-storage (a node under disk pressure evicts pods without first).",
+        pods.container_ephemeral_storage,
+        "Give every container resources.requests and resources.limits ephemeral-storage (kube.preset() carries both).",
+        severity=MEDIUM,
+        level=ADVISORY,
+    ),
+    _pod(
         "pod-probes",
         "Long-running containers have liveness and readiness probes, and the two differ.",
         pods.probes,

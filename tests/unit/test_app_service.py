@@ -68,8 +68,8 @@ def test_restricted_security_context_and_writable_tmp(run_program):
 def test_requests_and_memory_limit_from_preset(run_program):
     _, dep = deploy(run_program, resources=kube.preset("large"))
     assert container(dep)["resources"] == {
-        "requests": {"cpu": "500m", "memory": "1Gi"},
-        "limits": {"memory": "2Gi"},
+        "requests": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "256Mi"},
+        "limits": {"memory": "2Gi", "ephemeral-storage": "2Gi"},
     }
 
 

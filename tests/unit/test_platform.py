@@ -10,9 +10,9 @@ from stacks.config import ConfigError
 
 EXPECTED = {
     # env: (replicas pinned, hpa bounds, default requests, ai-processor memory limit, log level, pool)
-    "dev": (1, None, {"cpu": "100m", "memory": "256Mi"}, "1Gi", "DEBUG", "5"),
-    "staging": (None, (2, 5), {"cpu": "250m", "memory": "512Mi"}, "2Gi", "INFO", "15"),
-    "prod": (None, (3, 10), {"cpu": "250m", "memory": "512Mi"}, "4Gi", "WARNING", "25"),
+    "dev": (1, None, {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "128Mi"}, "1Gi", "DEBUG", "5"),
+    "staging": (None, (2, 5), {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "256Mi"}, "2Gi", "INFO", "15"),
+    "prod": (None, (3, 10), {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "256Mi"}, "4Gi", "WARNING", "25"),
 }
 
 

@@ -42,7 +42,8 @@ def good_container(name: str = "api") -> dict[str, Any]:
         "name": name,
         "image": "ghcr.io/aquascene/content-engine:1.0.0@sha256:" + "a" * 64,
         "ports": [{"name": "http", "containerPort": 8000}],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "128Mi"},
+                      "limits": {"memory": "512Mi", "ephemeral-storage": "1Gi"}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "privileged": False,
@@ -375,6 +376,15 @@ CASES: list[Case] = [
     Case("pod-resources", [deployment()]),
     Case("pod-resources", [deployment(setter("container.resources", {"requests": {"cpu": "100m"}}))],
          [f"{DEP}: {CONTAINER} has no resources.requests.memory, resources.limits.memory"]),
+    Case("pod-ephemeral-storage", [deployment(), deployment(setter("pod.initContainers", [good_container("init")]),
+                                                            name="with-init")]),
+    Case("pod-ephemeral-storage", [deployment(setter("container.resources", {
+        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}))],
+         [f'{DEP}: {CONTAINER} has no resources.requests.ephemeral-storage and no resources.limits.ephemeral-storage']),
+    Case("pod-ephemeral-storage", [deployment(setter("pod.initContainers", [{
+        **good_container("init"), "resources": {"requests": {"cpu": "10m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
+                                                "limits": {"memory": "64Mi"}}}]))],
+         [f'{DEP}: init container "init" has no resources.limits.ephemeral-storage'], id="init-limit"),
     Case("pod-probes", [deployment(), k8s("Job", "migrate", "batch/v1",
                                           {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "x:1"}]}}}})]),
     Case("pod-probes", [deployment(setter("container.readinessProbe", DELETE))],
