@@ -9,6 +9,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from pydantic import BaseModel
 
 from app.deps import (
     OPTIONAL_AUTH,
@@ -79,7 +80,7 @@ def etag_for(version: int | str) -> str:
     return f'"{version}"'
 
 
-def json_response(model: ContentOut, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(model.model_dump_json().encode(), status_code=status_code, media_type=JSON, headers=headers)
 
 

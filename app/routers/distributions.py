@@ -15,7 +15,7 @@ from app.errors import error_responses
 from app.idempotency import run_idempotent
 from app.instagram import MAX_CAPTION_CHARS
 from app.models import Distribution
-from app.routers.content import JSON, IdempotencyKey, api_actor
+from app.routers.content import IdempotencyKey, api_actor, json_response
 from app.schemas import MULTILINE, Input, _no_null_defaults, line
 from app.services import Services
 
@@ -102,12 +102,7 @@ async def distribute_to_instagram(
             alt_text=payload.alt_text,
             publish_at=payload.publish_at,
         )
-        return Response(
-            distribution_out(row).model_dump_json().encode(),
-            status_code=202,
-            media_type=JSON,
-            headers={"Location": f"/api/v1/distributions/{row.id}"},
-        )
+        return json_response(distribution_out(row), 202, {"Location": f"/api/v1/distributions/{row.id}"})
 
     return await run_idempotent(request, services, caller, await request.body(), create)
 
@@ -123,4 +118,4 @@ async def read_distribution(
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
     row = await get_distribution(services, distribution_id)
-    return Response(distribution_out(row).model_dump_json().encode(), media_type=JSON)
+    return json_response(distribution_out(row))
