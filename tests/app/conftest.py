@@ -36,6 +36,7 @@ from app.main import create_app
 from app.models import ALL_TABLES
 from app.settings import load_settings
 from engine_support import API_KEY, free_port
+from tests.moto_support import moto_s3
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://aquascene:aquascene@127.0.0.1:5432/aquascene_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -106,18 +107,8 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket="content-assets")
-    yield endpoint
-    server.stop()
+    with moto_s3("content-assets") as endpoint:
+        yield endpoint
 
 
 @dataclass

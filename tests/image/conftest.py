@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.moto_support import moto_s3
+
 pytestmark = pytest.mark.image
 
 IMAGE = os.environ.get("ENGINE_IMAGE", "localhost/aquascene/content-engine:test")
@@ -117,19 +119,8 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                      region_name="us-east-1")
-    for bucket in ("content-assets", "system-backups"):
-        s3.create_bucket(Bucket=bucket)
-    yield endpoint
-    server.stop()
+    with moto_s3("content-assets", "system-backups") as endpoint:
+        yield endpoint
 
 
 @dataclass
