@@ -157,31 +157,27 @@ def no_default_namespace(args: ResourceValidationArgs, config: Mapping[str, Any]
 # ------------------------------------------------------- resources, probes
 
 
-@_pod_rule
-def container_resources(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
+def _missing_resources(spec: Mapping[str, Any], keys: tuple[tuple[str, str], ...]) -> Iterator[tuple[Any, list[str]]]:
+    """Each container lacking any `resources.<section>.<key>` of `keys`, with those it lacks."""
     for c in k8s.containers(spec):
         if c.role == "ephemeral container":
             continue  # the API forbids resources on ephemeral containers
         resources = as_map(c.spec.get("resources"))
-        missing = [
-            f"{section}.{key}"
-            for section, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
-            if dig(resources, section, key) in (None, "")
-        ]
+        missing = [f"resources.{section}.{key}" for section, key in keys if dig(resources, section, key) in (None, "")]
         if missing:
-            yield f"{ref}: {c} has no resources.{', resources.'.join(missing)}"
+            yield c, missing
+
+
+@_pod_rule
+def container_resources(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
+    for c, missing in _missing_resources(spec, (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))):
+        yield f"{ref}: {c} has no {', '.join(missing)}"
 
 
 @_pod_rule
 def container_ephemeral_storage(ref: str, spec: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
-    for c in k8s.containers(spec):
-        if c.role == "ephemeral container":
-            continue  # the API forbids resources on ephemeral containers
-        resources = as_map(c.spec.get("resources"))
-        missing = [f"resources.{section}.ephemeral-storage" for section in ("requests", "limits")
-                   if dig(resources, section, "ephemeral-storage") in (None, "")]
-        if missing:
-            yield f"{ref}: {c} has no {' and no '.join(missing)}"
+    for c, missing in _missing_resources(spec, (("requests", "ephemeral-storage"), ("limits", "ephemeral-storage"))):
+        yield f"{ref}: {c} has no {' and no '.join(missing)}"
 
 
 def probes(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
