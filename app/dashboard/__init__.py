@@ -183,6 +183,10 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
             )
         return form
 
+    def form_values(form: FormData, *fields: str) -> dict[str, Any]:
+        """The named fields as the person typed them ("" when absent), to validate or show again."""
+        return {field: str(form.get(field) or "") for field in fields}
+
     # --- errors -----------------------------------------------------------------------------
 
     @dash.exception_handler(SignInRequired)
@@ -304,7 +308,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def content_new(request: Request) -> Response:
         page = await page_for(request)
         form = await form_of(page)
-        values = {k: str(form.get(k) or "") for k in ("title", "body", "content_type", "tags")}
+        values = form_values(form, "title", "body", "content_type", "tags")
         try:
             payload = ContentCreate(title=values["title"], body=values["body"], content_type=values["content_type"],
                                     tags=_tags(values["tags"]))
@@ -335,7 +339,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def content_edit(request: Request, content_id: uuid.UUID) -> Response:
         page = await page_for(request)
         form = await form_of(page)
-        values: dict[str, Any] = {k: str(form.get(k) or "") for k in ("title", "body", "content_type", "tags", "version")}
+        values: dict[str, Any] = form_values(form, "title", "body", "content_type", "tags", "version")
         item = (await workflow.get_detail(page.services, content_id)).content
         try:
             changes = ContentUpdate(title=values["title"], body=values["body"], content_type=values["content_type"],
@@ -377,7 +381,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def generate_draft(request: Request) -> Response:
         page = await page_for(request)
         form = await form_of(page)
-        values = {k: str(form.get(k) or "") for k in ("topic", "content_type", "tone", "length")}
+        values = form_values(form, "topic", "content_type", "tone", "length")
         try:
             payload = GenerateRequest(**values)
         except ValidationError as exc:
@@ -492,7 +496,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def distribution_schedule(request: Request) -> Response:
         page = await page_for(request)
         form = await form_of(page)
-        values = {k: str(form.get(k) or "") for k in ("image", "caption", "alt_text", "publish_at")}
+        values = form_values(form, "image", "caption", "alt_text", "publish_at")
         content_id, _, asset_id = values["image"].partition("/")
         try:
             # The API's own request model: the same field rules, the same messages.
@@ -575,7 +579,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     async def user_create(request: Request) -> Response:
         page = await page_for(request)
         form = await form_of(page)
-        values = {k: str(form.get(k) or "") for k in ("email", "display_name", "role")}
+        values = form_values(form, "email", "display_name", "role")
         try:
             user = await users.create_user(page.services, values["email"], values["display_name"], values["role"],
                                            str(form.get("password") or ""), page.actor)
