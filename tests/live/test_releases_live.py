@@ -13,7 +13,8 @@ from stacks.program import program
 from tests.conftest import stack_config
 from tests.live.kube_support import (namespaces_provided_elsewhere, not_ready, provide_namespaces,
                                      selection_problems, wait_until)
-from tests.live.test_stacks_live import READY_TIMEOUT_SECONDS, apply_all, delete_all, update_all
+from tests.live.test_stacks_live import (READY_TIMEOUT_SECONDS, apply_all, delete_all, delete_dropped,
+                                        update_all)
 from tooling.check import Cluster, StackObjects, stack_objects
 from tooling.recording import record
 
@@ -123,7 +124,7 @@ def serving_deployment(cluster: Cluster) -> str:
 
 def apply_like_the_engine(cluster: Cluster, before: StackObjects, after: StackObjects) -> dict[str, int]:
     """Apply `after` over `before` in dependency order, waiting on each Deployment until it is
-    rolled out and Ready (the engine's await) before what depends on it; then delete what
+    rolled out and Ready (the engine's await) before what depends on it; then delete (and await) what
     `after` no longer declares. What the Deployment the Service selects had Ready when the
     Service was applied: name -> ready replicas."""
     moved: dict[str, int] = {}
@@ -137,10 +138,7 @@ def apply_like_the_engine(cluster: Cluster, before: StackObjects, after: StackOb
         assert cluster.apply(obj) is None, obj.ref
         if obj.kind == "Deployment":
             assert wait_until(lambda: not_ready(cluster, [obj]), READY_TIMEOUT_SECONDS) == []
-    kept = {o.ref for o in after.objects}
-    for obj in reversed(before.objects):
-        if obj.ref not in kept:
-            cluster.delete(obj)
+    assert delete_dropped(cluster, before, after) == []
     return moved
 
 

@@ -41,11 +41,14 @@ def update_all(cluster: Cluster, before: StackObjects, after: StackObjects) -> l
             error = cluster.apply(obj)
         if error is not None:
             errors.append(f"{obj.ref} cannot be updated in place (the engine would replace it): {error}")
+    return errors + delete_dropped(cluster, before, after)
+
+
+def delete_dropped(cluster: Cluster, before: StackObjects, after: StackObjects) -> list[str]:
+    """Delete what the new render no longer declares and await it, as the engine does: a
+    foreground delete stays listed until what it owns is gone. What is still there at the deadline."""
     kept = {o.ref for o in after.objects}
-    for obj in reversed(before.objects):
-        if obj.ref not in kept:
-            cluster.delete(obj)
-    return errors
+    return delete_all(cluster, [o for o in before.objects if o.ref not in kept])
 
 
 def delete_all(cluster: Cluster, objects: list[StackObject]) -> list[str]:
