@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         services.start()
         app.state.services = services
         worker = distribution_worker.start(services) if settings.serves(Role.DISTRIBUTOR) else None
+        app.state.distribution_worker = worker
         if settings.serves(Role.ADMIN_DASHBOARD):
             # Never blocks start-up: a database that is not reachable yet is retried in the background.
             await services.until_done("creating the first admin account", lambda: users.bootstrap_admin(services))

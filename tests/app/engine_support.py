@@ -29,3 +29,14 @@ def fresh_rate_window(window: int = 60, margin: float = 3.0) -> None:
     remaining = window - time.time() % window
     if remaining < margin:
         time.sleep(remaining + 0.05)
+
+
+def workers_of_our_own(client, count: int) -> list:  # noqa: ANN001 - a TestClient of the engine
+    """`count` distribution workers driven by the test, with the app's own worker stopped first:
+    its first pass claims whatever is due at once (its interval only spaces later passes), so it
+    would race the workers under test for the row."""
+    from app import distribution_worker
+
+    client.portal.call(distribution_worker.stop, client.app.state.distribution_worker)
+    services = client.app.state.services
+    return [distribution_worker.DistributionWorker(services) for _ in range(count)]

@@ -18,8 +18,8 @@ from PIL import Image
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from app.distribution_worker import DistributionWorker, LeaseLost
-from engine_support import AUTH, free_port
+from app.distribution_worker import LeaseLost
+from engine_support import AUTH, free_port, workers_of_our_own
 from test_dashboard import ADMIN, EDITOR, VIEWER, make_accounts, sign_in
 from test_dashboard import post as form_post
 from graph_standin import (
@@ -350,11 +350,10 @@ def test_a_scheduled_post_survives_a_restart(instagram, backend, graph: GraphSta
 
 
 def test_two_workers_never_take_the_same_row(instagram, backend, graph: GraphState, pg_engine):
-    client = instagram(instagram_worker_interval_seconds=3600)  # the app's own worker stays idle
+    client = instagram()
+    first, second = workers_of_our_own(client, 2)
     content_id = published_content(client)
     accepted = post(client, content_id, asset(client, content_id)).json()
-    services = client.app.state.services
-    first, second = DistributionWorker(services), DistributionWorker(services)
 
     # A row another replica holds locked is skipped, not waited for (SKIP LOCKED).
     with pg_engine.connect() as conn, conn.begin():
@@ -375,7 +374,8 @@ def test_two_workers_never_take_the_same_row(instagram, backend, graph: GraphSta
 
 
 def test_a_worker_that_lost_its_lease_does_not_publish(instagram, backend, graph: GraphState):
-    client = instagram(instagram_worker_interval_seconds=3600)
+    client = instagram()
+    [slow] = workers_of_our_own(client, 1)
     content_id = published_content(client)
     accepted = post(client, content_id, asset(client, content_id)).json()
     # An earlier attempt recorded a container that is now FINISHED.
@@ -384,8 +384,6 @@ def test_a_worker_that_lost_its_lease_does_not_publish(instagram, backend, graph
                                              "published": False}
     with backend.engine.begin() as conn:
         conn.execute(text("UPDATE distributions SET container_id = '17900000000000999'"))
-    services = client.app.state.services
-    slow = DistributionWorker(services)
     taken = client.portal.call(slow.claim)
     # Its lease ran out while it worked, and another replica took the row over.
     with backend.engine.begin() as conn:

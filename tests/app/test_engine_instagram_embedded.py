@@ -9,15 +9,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from app.distribution_worker import DistributionWorker
 from app.models import Content, Distribution, utcnow
+from engine_support import workers_of_our_own
 
 pytestmark = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 
 
 def test_two_workers_never_take_the_same_row_on_sqlite(make_client, backend):
     client = make_client(instagram_access_token="t", instagram_user_id="1",
-                         instagram_graph_url="http://127.0.0.1:9/v26.0", instagram_worker_interval_seconds=3600)
+                         instagram_graph_url="http://127.0.0.1:9/v26.0")
+    first, second = workers_of_our_own(client, 2)
     services = client.app.state.services
     now = utcnow()
 
@@ -32,7 +33,6 @@ def test_two_workers_never_take_the_same_row_on_sqlite(make_client, backend):
         return row.id
 
     row_id = client.portal.call(seed)
-    first, second = DistributionWorker(services), DistributionWorker(services)
     assert client.portal.call(first.claim).id == row_id
     assert client.portal.call(second.claim) is None
     assert backend.rows("SELECT state, lease_owner FROM distributions") == [("publishing", first.owner)]
