@@ -104,11 +104,16 @@ class Services:
         """Seed 001 key pattern: ``cache:{service}:{key}``."""
         return "cache:" + ":".join(parts)
 
-    async def close(self) -> None:
-        for task in self._background:
+    async def stop_background(self) -> None:
+        """Cancel the background work `start` began (and any retries since)."""
+        while self._background:
+            task = self._background.pop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def close(self) -> None:
+        await self.stop_background()
         await self.http.aclose()
         await self.kv.close()
         await self.db.dispose()

@@ -31,12 +31,19 @@ def fresh_rate_window(window: int = 60, margin: float = 3.0) -> None:
         time.sleep(remaining + 0.05)
 
 
-def workers_of_our_own(client, count: int) -> list:  # noqa: ANN001 - a TestClient of the engine
-    """`count` distribution workers driven by the test, with the app's own worker stopped first:
-    its first pass claims whatever is due at once (its interval only spaces later passes), so it
-    would race the workers under test for the row."""
+def stop_background_work(client) -> None:  # noqa: ANN001 - a TestClient of the engine
+    """Stop the app's own background loops (the newsletter schedule, the Instagram worker, ...),
+    for a test that drives that work by hand: a loop's next pass would race it for the same rows
+    (the Instagram worker's first pass claims at once, whatever its interval)."""
     from app import distribution_worker
 
     client.portal.call(distribution_worker.stop, client.app.state.distribution_worker)
-    services = client.app.state.services
-    return [distribution_worker.DistributionWorker(services) for _ in range(count)]
+    client.portal.call(client.app.state.services.stop_background)
+
+
+def workers_of_our_own(client, count: int) -> list:  # noqa: ANN001 - a TestClient of the engine
+    """`count` distribution workers driven by the test, alone: the app's own loops stopped first."""
+    from app.distribution_worker import DistributionWorker
+
+    stop_background_work(client)
+    return [DistributionWorker(client.app.state.services) for _ in range(count)]

@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from app import migrate
 from app.dashboard.sessions import COOKIE_NAME
 from app.db import create_sync_engine
-from engine_support import AUTH
+from engine_support import AUTH, stop_background_work
 
 ADMIN = ("admin@example.com", "admin password 123")
 EDITOR = ("editor@example.com", "editor password 123")
@@ -494,6 +494,7 @@ def test_a_newsletter_is_scheduled_and_sent_when_due(dashboard, backend, mailbox
     assert past.status_code == 422 and "scheduled_at: must be in the future" in past.text
     assert post(admin, f"{detail_url}/schedule", detail_url, scheduled_at="2099-01-01T09:00").status_code == 303
     assert "scheduled for" in admin.get(detail_url).text
+    stop_background_work(admin)  # the schedule's own loop would race the calls below
     services = admin.app.state.services
     assert admin.portal.call(newsletters.start_due, services) == 0  # not due yet
     with backend.engine.begin() as conn:
