@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import graphlib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -223,9 +224,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 parent=request.parent,
                 provider=request.provider,
                 inputs=inputs,
-                dependencies=list(request.dependencies),
+                # Sets in the SDK (their order varies with the hash seed): sorted, as the order means nothing.
+                dependencies=sorted(request.dependencies),
                 property_dependencies={
-                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                    k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())
                 },
                 outputs=dict(registration.state) if registration else {},
                 id=(registration.id or "") if registration and request.custom else "",
@@ -267,13 +269,35 @@ def record(
             result = _run(program)
             outputs = _run(lambda: _resolve(settings.get_root_resource().outputs))
         return Recording(
-            stack=stack, project=project, resources=monitor.recorded, stack_outputs=outputs, result=result,
+            stack=stack, project=project, resources=in_dependency_order(monitor.recorded), stack_outputs=outputs,
+            result=result,
             reads=monitor.reads,
         )
     finally:
         runtime_config.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def in_dependency_order(resources: list[Recorded]) -> list[Recorded]:
+    """The resources in one order that every run of the same program gives: each after its parent,
+    its provider and its dependencies (the order `pulumi stack export` keeps), ties by URN. The order
+    of registration itself varies from run to run with the SDK's threads, and so would every render.
+    """
+    by_urn = {r.urn: r for r in resources}
+    waits_for: dict[str, set[str]] = {}
+    for r in resources:
+        provider = r.provider.rsplit("::", 1)[0]  # a provider reference is "<urn>::<id>"
+        before = {r.parent, provider, *r.dependencies, *(u for us in r.property_dependencies.values() for u in us)}
+        waits_for[r.urn] = {u for u in before if u in by_urn and u != r.urn}
+    sorter = graphlib.TopologicalSorter(waits_for)
+    sorter.prepare()
+    ordered: list[Recorded] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered.extend(by_urn[u] for u in ready)
+        sorter.done(*ready)
+    return ordered
 
 
 @contextlib.contextmanager
