@@ -1,5 +1,3 @@
-import sys
+from tooling.cli import run
 
-from tooling.cli import main
-
-sys.exit(main())
+run()

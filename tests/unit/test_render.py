@@ -116,3 +116,29 @@ def test_invalid_object_exits_1(tmp_path, capsys, monkeypatch):
     assert main(["render", "dev", "--project-dir", str(REPO), "--out", str(tmp_path / "o")]) == 1
     out = capsys.readouterr().out
     assert "INVALID  Deployment/content-manager" in out
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_a_render_is_the_same_bytes_every_time(env, rendered, tmp_path):
+    """`python -m tooling` (and the console script) run `main` and exit with its code, and every
+    run writes the same bytes in the same order: here another process, with another hash seed
+    (the SDK keeps dependencies in sets), and its own thread timing (which orders registrations)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / env
+    process = subprocess.run([sys.executable, "-m", "tooling", "render", env, "--out", str(out),
+                              "--project-dir", str(REPO)], capture_output=True, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert process.returncode == 0, process.stderr
+    code, printed, in_process = rendered[env]
+    def summary(text: str, where: object) -> list[str]:  # the same report, but for where and how long
+        return text.replace(str(where), "OUT").splitlines()[:-1]
+    assert summary(process.stdout, out) == summary(printed, in_process)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(in_process) for p in in_process.rglob("*") if p.is_file())
+    assert all((out / f).read_bytes() == (in_process / f).read_bytes() for f in files)
+    missing = subprocess.run([sys.executable, "-m", "tooling", "render", "nosuchstack", "--out", str(tmp_path / "x"),
+                              "--project-dir", str(REPO)], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "nosuchstack" in missing.stderr
