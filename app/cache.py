@@ -58,6 +58,7 @@ class RedisStore:
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.prefix = prefix
         self._skip_until = 0.0
+        self.following = asyncio.Event()  # set while subscribed to the invalidation feed
         if cluster:
             self.client = aioredis.RedisCluster.from_url(url, max_connections=128, **options)
             self.pubsub_client = aioredis.Redis.from_url(url, **options)
@@ -150,11 +151,13 @@ class RedisStore:
             try:
                 await pubsub.subscribe(INVALIDATION_CHANNEL)
                 local.clear()  # anything published while we were not listening is lost
+                self.following.set()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         local.delete(message["data"].decode())
             except (RedisError, OSError) as exc:
+                self.following.clear()
                 log.warning("cache invalidation feed interrupted, retrying: %s", exc)
                 local.clear()
                 await asyncio.sleep(1.0)
