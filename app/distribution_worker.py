@@ -16,7 +16,6 @@ attempt (nobody knows whether it acted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -221,17 +220,10 @@ class DistributionWorker:
         log.warning("distribution %s: attempt %s failed (%s), retrying in %.0fs", row.id, attempts, exc, delay)
 
 
-def start(services: Services) -> asyncio.Task[None] | None:
-    """The worker of a distributor with Instagram configured (None otherwise)."""
+def start(services: Services) -> None:
+    """Run the worker of a distributor with Instagram configured in the background of `services`
+    (stopped with the rest of its background work)."""
     if services.settings.instagram_unconfigured:
         log.info("Instagram publishing off: %s", services.settings.instagram_unconfigured)
-        return None
-    return asyncio.create_task(DistributionWorker(services).run(), name="instagram-distribution-worker")
-
-
-async def stop(task: asyncio.Task[None] | None) -> None:
-    if task is None:
         return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    services.spawn(DistributionWorker(services).run(), name="instagram-distribution-worker")

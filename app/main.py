@@ -92,8 +92,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         services = Services.create(settings)
         services.start()
         app.state.services = services
-        worker = distribution_worker.start(services) if settings.serves(Role.DISTRIBUTOR) else None
-        app.state.distribution_worker = worker
+        if settings.serves(Role.DISTRIBUTOR):
+            distribution_worker.start(services)
         if settings.serves(Role.ADMIN_DASHBOARD):
             # Never blocks start-up: a database that is not reachable yet is retried in the background.
             await services.until_done("creating the first admin account", lambda: users.bootstrap_admin(services))
@@ -114,7 +114,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         try:
             yield
         finally:
-            await distribution_worker.stop(worker)
             await services.close()
 
     docs = settings.docs_enabled

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -56,11 +57,15 @@ class Services:
 
     def start(self) -> None:
         """Start background work (inside the running event loop)."""
-        self._background.append(asyncio.create_task(self.kv.follow_invalidations(self.local_cache)))
+        self.spawn(self.kv.follow_invalidations(self.local_cache))
         if self.settings.serves(Role.DISTRIBUTOR):
-            self._background.append(asyncio.create_task(self._every(SCHEDULE_INTERVAL, "scheduled newsletters", self._send_due)))
+            self.spawn(self._every(SCHEDULE_INTERVAL, "scheduled newsletters", self._send_due))
         if self.settings.serves(Role.ADMIN_DASHBOARD):
-            self._background.append(asyncio.create_task(self._every(3600, "expired sessions", self._purge_sessions)))
+            self.spawn(self._every(3600, "expired sessions", self._purge_sessions))
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        """Run ``work`` in the background until `stop_background` (or `close`) cancels it."""
+        self._background.append(asyncio.create_task(work, name=name))
 
     async def _every(self, seconds: float, what: str, work: Callable[[], Awaitable[object]]) -> None:
         while True:
@@ -88,7 +93,7 @@ class Services:
                 except Exception as exc:  # noqa: BLE001
                     log.warning("%s failed again: %s: %s", what, exc.__class__.__name__, exc)
 
-        self._background.append(asyncio.create_task(retry()))
+        self.spawn(retry())
 
     async def _send_due(self) -> None:
         from app.domain.newsletters import start_due

@@ -35,9 +35,6 @@ def stop_background_work(client) -> None:  # noqa: ANN001 - a TestClient of the 
     """Stop the app's own background loops (the newsletter schedule, the Instagram worker, ...),
     for a test that drives that work by hand: a loop's next pass would race it for the same rows
     (the Instagram worker's first pass claims at once, whatever its interval)."""
-    from app import distribution_worker
-
-    client.portal.call(distribution_worker.stop, client.app.state.distribution_worker)
     client.portal.call(client.app.state.services.stop_background)
 
 
