@@ -66,6 +66,11 @@ class Recorded:
     def kind(self) -> str:
         return self.type.rsplit(":", 1)[-1]
 
+    @property
+    def depends_on(self) -> set[str]:
+        """URNs it waits for through its inputs and its explicit `depends_on`."""
+        return {*self.dependencies, *(u for us in self.property_dependencies.values() for u in us)}
+
 
 @dataclass
 class Recording:
@@ -112,7 +117,7 @@ class Recording:
             resource = by_urn.get(pending.pop())
             if resource is None:
                 continue
-            direct = set(resource.dependencies) | {u for us in resource.property_dependencies.values() for u in us}
+            direct = resource.depends_on
             if resource.parent:
                 direct.add(resource.parent)
             for before in direct - seen:
@@ -288,7 +293,7 @@ def in_dependency_order(resources: list[Recorded]) -> list[Recorded]:
     waits_for: dict[str, set[str]] = {}
     for r in resources:
         provider = r.provider.rsplit("::", 1)[0]  # a provider reference is "<urn>::<id>"
-        before = {r.parent, provider, *r.dependencies, *(u for us in r.property_dependencies.values() for u in us)}
+        before = {r.parent, provider, *r.depends_on}
         waits_for[r.urn] = {u for u in before if u in by_urn and u != r.urn}
     sorter = graphlib.TopologicalSorter(waits_for)
     sorter.prepare()
