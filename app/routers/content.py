@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
@@ -107,8 +107,13 @@ def api_actor(request: Request, caller: Caller) -> Actor:
 # --- endpoints -------------------------------------------------------------------
 
 
+def location_header(description: str) -> dict[str, dict[str, Any]]:
+    """The OpenAPI `headers` entry of a response that points at the resource it created."""
+    return {"Location": {"description": description, "required": True, "schema": {"type": "string"}}}
+
+
 CREATED_HEADERS = {
-    "Location": {"description": "The new item's URL.", "required": True, "schema": {"type": "string"}},
+    **location_header("The new item's URL."),
     "ETag": {"description": "The version, for If-Match.", "required": True, "schema": {"type": "string"}},
 }
 IdempotencyKey = Annotated[

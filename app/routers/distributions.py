@@ -15,7 +15,7 @@ from app.errors import error_responses
 from app.idempotency import run_idempotent
 from app.instagram import MAX_CAPTION_CHARS
 from app.models import Distribution
-from app.routers.content import IdempotencyKey, api_actor, json_response
+from app.routers.content import IdempotencyKey, api_actor, json_response, location_header
 from app.schemas import MULTILINE, Input, _no_null_defaults, line
 from app.services import Services
 
@@ -62,7 +62,7 @@ def distribution_out(row: Distribution) -> DistributionOut:
     return DistributionOut.model_validate(row, from_attributes=True)
 
 
-LOCATION = {"Location": {"description": "The distribution's URL.", "required": True, "schema": {"type": "string"}}}
+LOCATION = location_header("The distribution's URL.")
 UNCONFIGURED = "Instagram publishing is not configured (INSTAGRAM_ACCESS_TOKEN or INSTAGRAM_USER_ID missing)"
 READ_503 = f"{UNCONFIGURED}, or the database is unavailable; `detail` says which."
 CREATE_503 = f"{UNCONFIGURED}, or the database or object storage is unavailable; `detail` says which. Nothing was queued."

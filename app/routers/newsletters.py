@@ -12,13 +12,13 @@ from app.deps import Caller, get_services, rate_limit, require_api_key
 from app.domain import newsletters as distribution
 from app.errors import error_responses
 from app.idempotency import run_idempotent
-from app.routers.content import JSON, IdempotencyKey, api_actor
+from app.routers.content import JSON, IdempotencyKey, api_actor, location_header
 from app.schemas import NewsletterCreate, NewsletterOut, SendAccepted
 from app.services import Services
 
 router = APIRouter(prefix="/api/v1/newsletters", tags=["newsletters"], dependencies=[Depends(rate_limit)])
 
-LOCATION = {"Location": {"description": "The newsletter's URL.", "required": True, "schema": {"type": "string"}}}
+LOCATION = location_header("The newsletter's URL.")
 
 
 @router.post(
