@@ -19,6 +19,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import audit
 from app.domain.actors import SYSTEM, Actor
@@ -99,11 +100,17 @@ async def create_newsletter(services, subject: str, content_ids: list[uuid.UUID]
     return newsletter_out(newsletter, DeliveryCounts())
 
 
+async def _newsletter(session: AsyncSession, newsletter_id: uuid.UUID) -> Newsletter:
+    """The newsletter, or a 404."""
+    newsletter = await session.get(Newsletter, newsletter_id)
+    if newsletter is None:
+        raise ApiError(404, NOT_FOUND)
+    return newsletter
+
+
 async def get_newsletter(services, newsletter_id: uuid.UUID) -> NewsletterOut:  # noqa: ANN001
     async with services.db.session() as session:
-        newsletter = await session.get(Newsletter, newsletter_id)
-        if newsletter is None:
-            raise ApiError(404, NOT_FOUND)
+        newsletter = await _newsletter(session, newsletter_id)
         return newsletter_out(newsletter, await counts(session, newsletter_id))
 
 
@@ -115,9 +122,7 @@ async def queue_send(services, newsletter_id: uuid.UUID, actor: Actor) -> int:  
         require(actor, Action.SEND)
     now = utcnow()
     async with services.db.transaction() as session:
-        newsletter = await session.get(Newsletter, newsletter_id)
-        if newsletter is None:
-            raise ApiError(404, NOT_FOUND)
+        newsletter = await _newsletter(session, newsletter_id)
         newsletter.send_requested_at = now
         newsletter.scheduled_at = None
         new_recipients = (
@@ -165,9 +170,7 @@ async def schedule(services, newsletter_id: uuid.UUID, at: datetime, actor: Acto
     if at <= utcnow():
         raise ApiError(422, "scheduled_at: must be in the future; use Send now to send at once")
     async with services.db.transaction() as session:
-        newsletter = await session.get(Newsletter, newsletter_id)
-        if newsletter is None:
-            raise ApiError(404, NOT_FOUND)
+        newsletter = await _newsletter(session, newsletter_id)
         if newsletter.send_requested_at is not None:
             raise ApiError(409, "newsletter is already being sent or was sent")
         newsletter.scheduled_at = at
@@ -223,9 +226,7 @@ class Rendered:
 
 async def _rendered(services, newsletter_id: uuid.UUID) -> Rendered:  # noqa: ANN001
     async with services.db.session() as session:
-        newsletter = await session.get(Newsletter, newsletter_id)
-        if newsletter is None:
-            raise ApiError(404, NOT_FOUND)
+        newsletter = await _newsletter(session, newsletter_id)
         order = {item.content_id: item.position for item in newsletter.items}
         rows = (await session.execute(select(Content.id, Content.title, Content.body).where(Content.id.in_(order)))).all()
         subject = newsletter.subject
