@@ -9,15 +9,12 @@ ACTIONLINT_VERSION="v1.7.12"
 ACTIONLINT="${ACTIONLINT:-/usr/local/bin/actionlint}"
 
 log() { printf '[actionlint] %s\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 started=$(date +%s)
 
 # actionlint runs shellcheck on every `run:` script when it is on PATH.
 if ! command -v shellcheck >/dev/null 2>&1; then
   log "installing shellcheck"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends shellcheck
+  bash "$(dirname "$0")/apt-install.sh" shellcheck
 fi
 
 if [ -x "${ACTIONLINT}" ] && "${ACTIONLINT}" -version 2>/dev/null | head -1 | grep -qx "${ACTIONLINT_VERSION}"; then

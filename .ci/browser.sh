@@ -7,7 +7,6 @@ set -euo pipefail
 PACKAGES=(chromium fonts-liberation fonts-dejavu-core)
 
 log() { printf '[browser] %s\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 started=$(date +%s)
 
 missing=()
@@ -19,8 +18,6 @@ for package in "${PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+  bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 fi
 log "$(/usr/bin/chromium --version 2>/dev/null || echo 'chromium missing') ($(( $(date +%s) - started ))s)"

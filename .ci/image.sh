@@ -51,9 +51,7 @@ for tool in buildah:buildah podman:podman runc:runc newuidmap:uidmap fuse-overla
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
+  bash .ci/apt-install.sh "${missing[@]}"
 fi
 phase "image tools"
 

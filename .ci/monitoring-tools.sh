@@ -21,10 +21,7 @@ missing=()
 [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Wait for any concurrent apt/dpkg run instead of failing on its lock.
-  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+  bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
   # The packages start services we do not want running on a build machine.
   as_root systemctl disable --now prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null 2>&1 || true
 else

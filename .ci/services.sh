@@ -23,10 +23,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Wait for any concurrent apt/dpkg run to finish instead of failing on the lock.
-  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+  bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 else
   log "postgresql and redis-server already installed"
 fi
