@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.domain import audit
 from app.domain.actors import Actor
-from app.domain.content import NOT_FOUND
+from app.domain.content import NOT_FOUND, load_content
 from app.errors import ApiError, unavailable_headers
-from app.models import Asset, Content, utcnow
+from app.models import Asset, utcnow
 from app.schemas import AssetOut
 from app.storage import StorageError
 
@@ -54,8 +54,7 @@ def matches_type(content_type: str, data: bytes) -> bool:
 async def check_upload(services, content_id: uuid.UUID, content_type: str) -> None:  # noqa: ANN001
     """Before the body is read: the content exists (404) and the declared type is allowed (415)."""
     async with services.db.session() as session:
-        if await session.get(Content, content_id) is None:
-            raise ApiError(404, NOT_FOUND)
+        await load_content(session, content_id)
     if content_type not in ALLOWED_ASSET_TYPES:
         raise ApiError(
             415,

@@ -177,6 +177,14 @@ async def _record_transition(
     )
 
 
+async def load_content(session: AsyncSession, content_id: uuid.UUID) -> Content:
+    """The content item, or a 404."""
+    content = await session.get(Content, content_id)
+    if content is None:
+        raise ApiError(404, NOT_FOUND)
+    return content
+
+
 async def _submitted_by(session: AsyncSession, content_id: uuid.UUID) -> uuid.UUID | None:
     """The person who last submitted the content for review."""
     return await session.scalar(
@@ -319,9 +327,7 @@ class ContentDetail:
 
 async def get_detail(services, content_id: uuid.UUID) -> ContentDetail:  # noqa: ANN001
     async with services.db.session() as session:
-        content = await session.get(Content, content_id)
-        if content is None:
-            raise ApiError(404, NOT_FOUND)
+        content = await load_content(session, content_id)
         assets = (await session.scalars(select(Asset).where(Asset.content_id == content_id).order_by(Asset.created_at))).all()
         history = (
             await session.scalars(

@@ -28,7 +28,6 @@ from app.domain.actors import Actor
 from app.domain.content import NOT_FOUND, content_cache_key, content_out
 from app.errors import ApiError, error_responses
 from app.idempotency import run_idempotent
-from app.models import Content
 from app.schemas import (
     NO_CONTROL,
     AssetOut,
@@ -196,10 +195,7 @@ async def get_content(content_id: uuid.UUID, request: Request) -> Response:
         cache_state = "HIT"
     else:
         async with services.db.session() as session:
-            content = await session.get(Content, content_id)
-            if content is None:
-                raise ApiError(404, NOT_FOUND)
-            out = content_out(content)
+            out = content_out(await workflow.load_content(session, content_id))
         payload = out.model_dump_json().encode()
         status, version = out.status.value, str(out.version)
         entry = _cache_entry(out, payload)
