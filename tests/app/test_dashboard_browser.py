@@ -31,6 +31,7 @@ from app.models import ALL_TABLES
 from app.settings import load_settings
 from engine_support import AUTH, API_KEY, free_port
 from graph_standin import TOKEN, USER_ID, GraphStandIn, start_graph_standin
+from test_dashboard import ADMIN, EDITOR, EDITOR2, VIEWER
 
 pytestmark = pytest.mark.services
 
@@ -38,10 +39,6 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
-ADMIN = ("admin@example.com", "admin password 123")
-EDITOR = ("editor@example.com", "editor password 123")
-EDITOR2 = ("second@example.com", "second password 123")
-VIEWER = ("viewer@example.com", "viewer password 123")
 READERS = [f"reader{i}@example.com" for i in range(3)]
 
 
